@@ -1,0 +1,3 @@
+"""roomchat: an authenticated real-time chat server."""
+
+__version__ = "0.1.0"

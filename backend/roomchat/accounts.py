@@ -1,0 +1,56 @@
+"""Accounts: registration, login and turning a token into a registered user."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from roomchat import store
+from roomchat.security import InvalidTokenError, create_access_token, decode_access_token
+from roomchat.services import Services
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a verified token speaks for, and until when."""
+
+    user_id: int
+    username: str
+    expires_at: datetime
+
+
+class LoginFailedError(Exception):
+    """Unknown user or wrong password: deliberately indistinguishable."""
+
+
+async def register(services: Services, *, username: str, password: str) -> store.User:
+    password_hash = await services.hasher.hash(password)
+    async with services.sessions() as session:
+        return await store.create_user(session, username=username, password_hash=password_hash)
+
+
+async def login(services: Services, *, username: str, password: str) -> tuple[str, int]:
+    """Return ``(access_token, expires_in_seconds)`` or raise ``LoginFailedError``."""
+    async with services.sessions() as session:
+        user = await store.get_user(session, username=username)
+    # An unknown user still pays for one hash, so timing does not reveal which names exist.
+    valid = await services.hasher.verify(password, user.password_hash if user else None)
+    if user is None or not valid:
+        raise LoginFailedError
+    minutes = services.settings.access_token_minutes
+    token = create_access_token(
+        subject=user.username, secret_key=services.secret_key, minutes=minutes
+    )
+    return token, minutes * 60
+
+
+async def authenticate(services: Services, token: str | None) -> Principal:
+    """Verify the token and that its ``sub`` is a registered user; else ``InvalidTokenError``."""
+    if not token:
+        raise InvalidTokenError("no token")
+    claims = decode_access_token(token, secret_key=services.secret_key)
+    async with services.sessions() as session:
+        user = await store.get_user(session, username=claims.subject)
+    if user is None:
+        raise InvalidTokenError("sub is not a registered user")
+    return Principal(user_id=user.id, username=user.username, expires_at=claims.expires_at)

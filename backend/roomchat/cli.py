@@ -1,0 +1,43 @@
+"""The ``roomchat`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import uvicorn
+
+from roomchat.config import Settings
+
+
+def serve(args: argparse.Namespace) -> None:
+    settings = Settings()
+    uvicorn.run(
+        "roomchat.main:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=settings.log_level,
+        ws_max_size=settings.max_frame_bytes,
+        proxy_headers=True,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="roomchat", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="serve the chat server (as `make run`)")
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=8000)
+    serve_parser.add_argument("--workers", type=int, default=1)
+    serve_parser.set_defaults(handler=serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.handler(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -1,0 +1,47 @@
+"""Settings: the only module that reads the environment (``ROOMCHAT_*`` and ``.env``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting of API.md, plus a few operational ones; see ``.env.example``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ROOMCHAT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    secret_key: SecretStr | None = None
+    data_dir: Path = Path("./data")
+    database_url: str = "sqlite+aiosqlite:///./roomchat.db"
+    redis_url: str | None = None
+    access_token_minutes: int = Field(default=60, ge=1)
+    allowed_origins: Annotated[list[str], NoDecode] = []
+    history_limit: int = Field(default=50, ge=0, le=1000)
+    max_message_chars: int = Field(default=4000, ge=1)
+    messages_per_second: float = Field(default=5, gt=0)
+    message_burst: int = Field(default=20, ge=1)
+    max_frame_bytes: int = Field(default=65536, ge=256)
+    send_queue_size: int = Field(default=256, ge=1)
+    password_hash_concurrency: int = Field(default=2, ge=1)
+    log_level: str = "info"
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """Accept ``a,b`` from the environment as well as a list."""
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key_strength(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("ROOMCHAT_SECRET_KEY must be at least 32 characters long")
+        return value

@@ -1,0 +1,39 @@
+"""Named ``Annotated`` dependencies for the routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, status
+from fastapi.security import OAuth2PasswordBearer
+from starlette.requests import HTTPConnection
+
+from roomchat.accounts import Principal, authenticate
+from roomchat.security import InvalidTokenError
+from roomchat.services import Services
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
+
+
+def get_services(connection: HTTPConnection) -> Services:
+    services: Services = connection.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def get_current_user(
+    services: ServicesDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> Principal:
+    try:
+        return await authenticate(services, token)
+    except InvalidTokenError:
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="Could not validate credentials",
+            headers={"WWW-Authenticate": "Bearer"},
+        ) from None
+
+
+CurrentUser = Annotated[Principal, Depends(get_current_user)]

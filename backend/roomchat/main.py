@@ -1,0 +1,57 @@
+"""The application factory: ``create_app(settings)``; ``app`` for ``uvicorn roomchat.main:app``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from roomchat import __version__
+from roomchat.api import auth, pages
+from roomchat.config import Settings
+from roomchat.db import create_engine, create_session_factory, create_tables
+from roomchat.logs import install_redaction
+from roomchat.security import PasswordHasher, load_or_create_secret_key
+from roomchat.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    install_redaction()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        secret = settings.secret_key
+        secret_key = (
+            secret.get_secret_value() if secret else load_or_create_secret_key(settings.data_dir)
+        )
+        engine = create_engine(settings.database_url)
+        await create_tables(engine)
+        hasher = PasswordHasher(concurrency=settings.password_hash_concurrency)
+        services = Services(
+            settings=settings,
+            secret_key=secret_key,
+            engine=engine,
+            sessions=create_session_factory(engine),
+            hasher=hasher,
+        )
+        try:
+            yield {"services": services}
+        finally:
+            hasher.close()
+            await engine.dispose()
+
+    app = FastAPI(title="roomchat", version=__version__, lifespan=lifespan)
+    app.include_router(auth.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
+    return app
+
+
+app = create_app()

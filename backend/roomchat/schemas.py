@@ -1,0 +1,68 @@
+"""Pydantic models for HTTP bodies (the shapes API.md names)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]{3,32}$"
+ROOM_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
+
+Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+
+
+class RegisterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: Username
+    password: Password
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (a type name, not a secret)
+    expires_in: int = Field(description="seconds until the token expires")
+
+
+class MessageOut(BaseModel):
+    id: int
+    room: str
+    user: str
+    text: str
+    ts: str = Field(examples=["2026-01-01T00:00:00.000Z"])
+
+
+class MessagePage(BaseModel):
+    messages: list[MessageOut]
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+
+
+class RoomOut(BaseModel):
+    name: str
+    members: int
+
+
+class MembersOut(BaseModel):
+    members: list[str]
+
+
+class Health(BaseModel):
+    status: str
+
+
+def format_ts(moment: datetime) -> str:
+    """``2026-01-01T00:00:00.000Z``: UTC, milliseconds."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

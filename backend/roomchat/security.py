@@ -1,0 +1,137 @@
+"""Passwords and access tokens: pure functions and one small hashing service, no FastAPI."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from jose import JWTError, jwt
+from passlib.context import CryptContext
+
+ALGORITHM = "HS256"
+IAT_LEEWAY_SECONDS = 30
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
+
+log = logging.getLogger(__name__)
+
+# OWASP's argon2id profile (19 MiB, 2 passes, 1 lane): strong, yet cheap enough that a
+# bounded pool of hashers keeps the server responsive under a burst of logins.
+_passwords = CryptContext(
+    schemes=["argon2"],
+    argon2__type="ID",
+    argon2__memory_cost=19456,
+    argon2__time_cost=2,
+    argon2__parallelism=1,
+)
+
+
+class InvalidTokenError(Exception):
+    """The token is missing, malformed, forged, expired or lacks a claim."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    subject: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+class PasswordHasher:
+    """Hashes and verifies off the event loop, at most ``concurrency`` at a time.
+
+    argon2 takes tens of MiB and milliseconds of CPU per call; a dedicated, small thread
+    pool queues the rest, so a burst of logins cannot exhaust memory or starve the loop.
+    """
+
+    def __init__(self, *, concurrency: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="argon2")
+        self._dummy_hash = _passwords.hash(secrets.token_urlsafe(16))
+
+    async def hash(self, password: str) -> str:
+        return str(await self._run(_passwords.hash, password))
+
+    async def verify(self, password: str, password_hash: str | None) -> bool:
+        """Verify; with no hash (unknown user) spend the same time and return False."""
+        if password_hash is None:
+            await self._run(_passwords.verify, password, self._dummy_hash)
+            return False
+        return bool(await self._run(_passwords.verify, password, password_hash))
+
+    async def _run(self, func: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def create_access_token(
+    *, subject: str, secret_key: str, minutes: int, now: datetime | None = None
+) -> str:
+    issued = now or datetime.now(UTC)
+    claims = {
+        "sub": subject,
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + timedelta(minutes=minutes)).timestamp()),
+    }
+    return str(jwt.encode(claims, secret_key, algorithm=ALGORITHM))
+
+
+def decode_access_token(token: str, *, secret_key: str) -> TokenClaims:
+    """Verify signature (HS256 only), expiry and the required claims."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret_key,
+            algorithms=[ALGORITHM],
+            options={"require_sub": True, "require_iat": True, "require_exp": True},
+        )
+    except (JWTError, ValueError, TypeError) as exc:
+        raise InvalidTokenError(type(exc).__name__) from None
+    subject, issued, expires = claims.get("sub"), claims.get("iat"), claims.get("exp")
+    if not isinstance(subject, str) or not subject:
+        raise InvalidTokenError("sub must be a non-empty string")
+    if not isinstance(issued, int | float) or not isinstance(expires, int | float):
+        raise InvalidTokenError("iat and exp must be numbers")
+    now = datetime.now(UTC).timestamp()
+    if issued > now + IAT_LEEWAY_SECONDS:
+        raise InvalidTokenError("iat is in the future")
+    return TokenClaims(
+        subject=subject,
+        issued_at=datetime.fromtimestamp(issued, UTC),
+        expires_at=datetime.fromtimestamp(expires, UTC),
+    )
+
+
+def load_or_create_secret_key(data_dir: Path) -> str:
+    """Read the key kept in ``data_dir``, creating it (mode 0600) on first start.
+
+    The key is written to a private temporary file and hard-linked into place, so two
+    workers starting at once agree on one key and neither reads a half-written file.
+    """
+    path = data_dir / SECRET_KEY_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        temporary = data_dir / f".{SECRET_KEY_FILE}.{os.getpid()}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(secrets.token_urlsafe(48))
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another worker won the race: use its key
+        finally:
+            temporary.unlink()
+    log.warning(
+        "ROOMCHAT_SECRET_KEY is not set: using the generated key kept in %s. Set "
+        "ROOMCHAT_SECRET_KEY (32+ random characters, the same on every worker and host) "
+        "in the environment or .env for production.",
+        path,
+    )
+    return path.read_text(encoding="utf-8").strip()

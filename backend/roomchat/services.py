@@ -1,0 +1,19 @@
+"""The app-wide objects built at startup and handed to every request through lifespan state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from roomchat.config import Settings
+from roomchat.security import PasswordHasher
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    secret_key: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    hasher: PasswordHasher
