@@ -45,3 +45,16 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("ROOMCHAT_SECRET_KEY must be at least 32 characters long")
         return value
+
+
+class ClientSettings(BaseSettings):
+    """What ``roomchat send`` and ``roomchat chat`` read when no option is given."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ROOMCHAT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    url: str = "http://127.0.0.1:8000"
+    username: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
