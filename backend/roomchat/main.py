@@ -20,6 +20,7 @@ from roomchat.realtime.backend import create_backend
 from roomchat.realtime.manager import RoomManager
 from roomchat.security import PasswordHasher, load_or_create_secret_key
 from roomchat.services import Services
+from roomchat.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             http_posts=KeyedRateLimiter(
                 rate=settings.messages_per_second, burst=settings.message_burst
             ),
+            login_throttle=LoginThrottle(settings),
         )
         try:
             yield {"services": services}
