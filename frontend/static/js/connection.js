@@ -9,7 +9,8 @@ const POLICY_VIOLATION = 1008;
 
 export class RoomConnection {
   // handlers: onFrame(frame), onState("connecting" | "open" | "reconnecting"),
-  // onSessionEnded(reason), isSessionValid() -> Promise<boolean>; since() -> last id or null.
+  // isSessionValid() -> Promise<boolean>, onSessionEnded(reason): the reason of a 1008
+  // close, or null for a refused handshake. since() -> the last message id seen, or null.
   constructor({ room, token, since, handlers }) {
     this.room = room;
     this.token = token;
@@ -78,7 +79,7 @@ export class RoomConnection {
     // the server being down, or our token being refused. Ask the server which.
     if (!opened && !(await this.handlers.isSessionValid())) {
       this.close();
-      this.handlers.onSessionEnded("");
+      this.handlers.onSessionEnded(null);
       return;
     }
     if (!this.stopped) this.scheduleRetry();

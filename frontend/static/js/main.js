@@ -3,7 +3,14 @@ import { ApiError, currentUser } from "./api.js";
 import { LoginView } from "./login.js";
 import { RoomView } from "./room.js";
 import { RoomDirectory } from "./rooms.js";
-import { clearSession, loadRoom, loadSession, saveRoom, saveSession } from "./session.js";
+import {
+  clearSession,
+  loadRoom,
+  loadSession,
+  saveRoom,
+  saveSession,
+  tokenExpired,
+} from "./session.js";
 
 const EXPIRED = "Your session expired — please log in again.";
 const LOGGED_OUT = "You have logged out.";
@@ -57,10 +64,10 @@ function endSession(reason) {
   login.show(reason);
 }
 
-// Is the token still good? Only a 401 says no: a server that is down proves nothing.
+// Is the token still good? Only its expiry or a 401 says no: a server that is down does not.
 async function isSessionValid() {
   const token = session?.token;
-  if (!token) return false;
+  if (!token || tokenExpired(token)) return false;
   try {
     await currentUser(token);
     return true;
@@ -69,10 +76,15 @@ async function isSessionValid() {
   }
 }
 
-// Close 1008, or a refused handshake: an expired token, or the server's own reason.
+// closeReason: null when the server refused the token at the handshake; the close reason
+// of a 1008, which is an expired token or, with the token still good, the server's own.
 async function serverEndedSession(closeReason) {
-  const expired = !closeReason || !(await isSessionValid());
-  endSession(expired ? EXPIRED : `The server ended your session (${closeReason}). Please log in again.`);
+  if (closeReason === null || !(await isSessionValid())) {
+    endSession(EXPIRED);
+    return;
+  }
+  const why = closeReason ? `: ${closeReason}` : "";
+  endSession(`The server closed your connection${why}. Please log in again.`);
 }
 
 logOutButton.addEventListener("click", () => endSession(LOGGED_OUT));

@@ -24,3 +24,14 @@ export function saveRoom(room) {
 export function clearSession() {
   for (const key of Object.values(KEYS)) sessionStorage.removeItem(key);
 }
+
+// The token's own `exp` claim, read without verifying it (the server does that): enough to
+// tell an expired session from a server that closed the connection for another reason.
+export function tokenExpired(token) {
+  try {
+    const payload = token.split(".")[1].replaceAll("-", "+").replaceAll("_", "/");
+    return Date.now() / 1000 >= JSON.parse(atob(payload)).exp;
+  } catch {
+    return false;
+  }
+}
