@@ -5,17 +5,22 @@ const timeOfDay = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: 
 const dateAndTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
 export class MessageLog {
-  constructor(list, me) {
+  constructor(list) {
     this.list = list;
-    this.me = me;
+    this.me = ""; // the signed-in user's name, set when a session starts
     this.ids = new Set();
     this.lastId = null;
+    // Stay at the newest message while the reader is there, also when the list resizes.
+    this.atBottom = true;
+    list.addEventListener("scroll", () => (this.atBottom = this.isScrolledToBottom()));
+    new ResizeObserver(() => this.atBottom && this.scrollToBottom()).observe(list);
   }
 
   clear() {
     this.list.replaceChildren();
     this.ids.clear();
     this.lastId = null;
+    this.atBottom = true;
   }
 
   add(message) {
@@ -30,7 +35,11 @@ export class MessageLog {
       const later = [...this.list.children].find((other) => Number(other.dataset.id) > message.id);
       this.list.insertBefore(item, later ?? null);
     }
-    if (stickToBottom) this.list.scrollTop = this.list.scrollHeight;
+    if (stickToBottom) this.scrollToBottom();
+  }
+
+  scrollToBottom() {
+    this.list.scrollTop = this.list.scrollHeight;
   }
 
   isScrolledToBottom() {

@@ -4,9 +4,9 @@ import { element, sameUser } from "./dom.js";
 export const TYPING_SHOWN_MS = 4000;
 
 export class MemberList {
-  constructor(list, me) {
+  constructor(list) {
     this.list = list;
-    this.me = me;
+    this.me = ""; // the signed-in user's name, set when a session starts
     this.names = new Map(); // lower-case name -> name as the server spells it
   }
 

@@ -18,6 +18,8 @@ export class RoomView {
     this.status = document.getElementById("connection");
     this.notice = document.getElementById("room-notice");
     this.field = document.getElementById("message");
+    this.messages = new MessageLog(document.getElementById("messages"));
+    this.members = new MemberList(document.getElementById("members"));
     this.typing = new TypingIndicator(document.getElementById("typing"));
     this.session = null;
     this.room = null;
@@ -32,8 +34,8 @@ export class RoomView {
 
   start(session) {
     this.session = session;
-    this.messages = new MessageLog(document.getElementById("messages"), session.username);
-    this.members = new MemberList(document.getElementById("members"), session.username);
+    this.messages.me = session.username;
+    this.members.me = session.username;
   }
 
   join(room) {
@@ -62,8 +64,8 @@ export class RoomView {
     this.connection?.close();
     this.connection = null;
     this.room = null;
-    this.messages?.clear();
-    this.members?.set([]);
+    this.messages.clear();
+    this.members.set([]);
     this.typing.reset();
     this.notice.textContent = "";
     this.view.hidden = true;
