@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from roomchat.config import Settings
 from roomchat.main import create_app
+from tests.live import LiveServer
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 PASSWORD = "correct horse battery"
@@ -85,3 +86,40 @@ def user_token(client: httpx.AsyncClient) -> Callable[[str], Any]:
         return await login(client, username)
 
     return make
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """``live_server(**settings_overrides)`` starts a real uvicorn; all stop at teardown."""
+    servers: list[LiveServer] = []
+
+    def start(
+        *,
+        send_buffer_bytes: int | None = None,
+        uvicorn_options: dict[str, Any] | None = None,
+        **overrides: Any,
+    ) -> LiveServer:
+        server = LiveServer(
+            make_settings(tmp_path, **overrides),
+            send_buffer_bytes=send_buffer_bytes,
+            **(uvicorn_options or {}),
+        )
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def live(live_server: Callable[..., LiveServer]) -> LiveServer:
+    return live_server()
+
+
+async def live_token(server: LiveServer, username: str) -> str:
+    """Register ``username`` on a live server and log in; return the access token."""
+    async with httpx.AsyncClient(base_url=server.http_url) as client:
+        await register(client, username)
+        return await login(client, username)

@@ -8,6 +8,7 @@ import sys
 import uvicorn
 
 from roomchat.config import Settings
+from roomchat.server import uvicorn_options
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -17,9 +18,7 @@ def serve(args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_level=settings.log_level,
-        ws_max_size=settings.max_frame_bytes,
-        proxy_headers=True,
+        **uvicorn_options(settings),
     )
 
 

@@ -11,11 +11,14 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from roomchat import __version__
-from roomchat.api import auth, pages
+from roomchat.api import auth, pages, rooms, ws
 from roomchat.config import Settings
 from roomchat.db import create_engine, create_session_factory, create_tables
 from roomchat.headers import SecurityHeaders
 from roomchat.logs import install_redaction
+from roomchat.ratelimit import KeyedRateLimiter
+from roomchat.realtime.backend import create_backend
+from roomchat.realtime.manager import RoomManager
 from roomchat.security import PasswordHasher, load_or_create_secret_key
 from roomchat.services import Services
 
@@ -34,23 +37,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         engine = create_engine(settings.database_url)
         await create_tables(engine)
+        sessions = create_session_factory(engine)
         hasher = PasswordHasher(concurrency=settings.password_hash_concurrency)
+        broker, presence = create_backend(settings)
+        room_manager = RoomManager(broker=broker, presence=presence, sessions=sessions)
         services = Services(
             settings=settings,
             secret_key=secret_key,
             engine=engine,
-            sessions=create_session_factory(engine),
+            sessions=sessions,
             hasher=hasher,
+            rooms=room_manager,
+            http_posts=KeyedRateLimiter(
+                rate=settings.messages_per_second, burst=settings.message_burst
+            ),
         )
         try:
             yield {"services": services}
         finally:
+            await room_manager.close()
+            await broker.close()
+            await presence.close()
             hasher.close()
             await engine.dispose()
 
     app = FastAPI(title="roomchat", version=__version__, lifespan=lifespan)
     app.add_middleware(SecurityHeaders)
     app.include_router(auth.router)
+    app.include_router(rooms.router)
+    app.include_router(ws.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     return app

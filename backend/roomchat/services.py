@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from roomchat.config import Settings
+from roomchat.ratelimit import KeyedRateLimiter
+from roomchat.realtime.manager import RoomManager
 from roomchat.security import PasswordHasher
 
 
@@ -17,3 +19,5 @@ class Services:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     hasher: PasswordHasher
+    rooms: RoomManager
+    http_posts: KeyedRateLimiter

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from roomchat.models import Message, User
 
 __all__ = [
+    "Draft",
     "Message",
     "User",
     "UsernameTakenError",
@@ -18,8 +20,17 @@ __all__ = [
     "create_user",
     "get_user",
     "list_messages",
+    "list_messages_after",
     "rooms_with_messages",
 ]
+
+
+class Draft(NamedTuple):
+    """A message about to be stored."""
+
+    user_id: int
+    author: str
+    text: str
 
 
 class UsernameTakenError(Exception):
@@ -46,10 +57,10 @@ async def get_user(session: AsyncSession, *, username: str) -> User | None:
 
 
 async def add_messages(
-    session: AsyncSession, *, room: str, entries: Sequence[tuple[User, str]]
+    session: AsyncSession, *, room: str, drafts: Sequence[Draft]
 ) -> list[Message]:
-    """Store messages in one transaction; ids are assigned in the order given."""
-    messages = [Message(room=room, user_id=u.id, author=u.username, text=t) for u, t in entries]
+    """Store messages in one transaction (a group commit); ids follow the given order."""
+    messages = [Message(room=room, user_id=d.user_id, author=d.author, text=d.text) for d in drafts]
     session.add_all(messages)
     await session.commit()
     return messages
@@ -76,6 +87,12 @@ async def list_messages(
         statement = statement.where(Message.id < before)
     statement = statement.order_by(Message.id.desc()).limit(limit)
     return list(reversed((await session.execute(statement)).scalars().all()))
+
+
+async def list_messages_after(session: AsyncSession, *, room: str, after: int) -> list[Message]:
+    """Every message of a room after ``after``, oldest first: recovery after a reconnect."""
+    statement = select(Message).where(Message.room == room, Message.id > after).order_by(Message.id)
+    return list((await session.execute(statement)).scalars())
 
 
 async def rooms_with_messages(session: AsyncSession) -> list[str]:

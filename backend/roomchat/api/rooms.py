@@ -1,0 +1,86 @@
+"""Rooms over HTTP: list them, page through history, post, see who is online."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+
+from roomchat import store
+from roomchat.deps import CurrentUser, ServicesDep
+from roomchat.realtime import events
+from roomchat.realtime.frames import FrameError, check_text
+from roomchat.realtime.manager import StoreUnavailableError
+from roomchat.schemas import (
+    ROOM_PATTERN,
+    MembersOut,
+    MessageIn,
+    MessageOut,
+    MessagePage,
+    RoomOut,
+)
+
+router = APIRouter(
+    prefix="/api/rooms", tags=["rooms"], responses={401: {"description": "Not logged in"}}
+)
+
+RoomName = Annotated[str, Path(pattern=ROOM_PATTERN, description="1-64 of A-Z a-z 0-9 _ -")]
+
+
+@router.get("", response_model=list[RoomOut])
+async def list_rooms(_user: CurrentUser, services: ServicesDep) -> list[RoomOut]:
+    """Rooms with messages or members, with how many users are online in each."""
+    async with services.sessions() as session:
+        stored = await store.rooms_with_messages(session)
+    online = await services.rooms.online()
+    names = sorted(set(stored) | set(online))
+    return [RoomOut(name=name, members=online.get(name, 0)) for name in names]
+
+
+@router.get("/{room}/messages", response_model=MessagePage)
+async def list_messages(
+    room: RoomName,
+    _user: CurrentUser,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+) -> MessagePage:
+    """A page of history, oldest first: the latest, or ``before`` / ``after`` an id."""
+    if before is not None and after is not None:
+        raise HTTPException(422, detail="give before or after, not both")
+    async with services.sessions() as session:
+        messages = await store.list_messages(
+            session, room=room, limit=limit, before=before, after=after
+        )
+    return MessagePage(messages=[MessageOut(**events.message_dict(m)) for m in messages])
+
+
+@router.post(
+    "/{room}/messages",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MessageOut,
+    responses={429: {"description": "Too many messages"}, 503: {"description": "Store down"}},
+)
+async def post_message(
+    room: RoomName, body: MessageIn, user: CurrentUser, services: ServicesDep
+) -> MessageOut:
+    """Post a message; every socket in the room receives it."""
+    checked = check_text(body.text, max_chars=services.settings.max_message_chars)
+    if isinstance(checked, FrameError):
+        raise HTTPException(422, detail=checked.detail)
+    if not services.http_posts.allow(user.username):
+        retry_after = str(max(1, round(1 / services.settings.messages_per_second)))
+        raise HTTPException(429, detail="too many messages", headers={"Retry-After": retry_after})
+    draft = store.Draft(user.user_id, user.username, checked.text)
+    try:
+        message = await services.rooms.post(room, draft)
+    except StoreUnavailableError as exc:
+        raise HTTPException(503, detail=str(exc)) from None
+    return MessageOut(**events.message_dict(message))
+
+
+@router.get("/{room}/members", response_model=MembersOut)
+async def list_members(room: RoomName, _user: CurrentUser, services: ServicesDep) -> MembersOut:
+    """Users online in the room now."""
+    return MembersOut(members=await services.rooms.members(room))

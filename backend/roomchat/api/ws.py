@@ -1,0 +1,64 @@
+"""``/ws/{room}``: the path of a chat socket, from handshake to close."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, WebSocket
+from fastapi.responses import JSONResponse
+
+from roomchat import store
+from roomchat.deps import ServicesDep
+from roomchat.realtime import closecodes, events
+from roomchat.realtime.handshake import HandshakeRefusedError, admit
+from roomchat.realtime.manager import Connection
+from roomchat.realtime.session import SocketSession, close_socket
+
+router = APIRouter()
+
+
+@router.websocket("/ws/{room}")
+async def room_socket(websocket: WebSocket, room: str, services: ServicesDep) -> None:
+    # 1. Check the room, origin and token before accepting: refusals are HTTP answers.
+    try:
+        admission = await admit(websocket, room, services)
+    except HandshakeRefusedError as refusal:
+        await refuse(websocket, refusal)
+        return
+    await websocket.accept()
+
+    # 2. Join: from here on, the room's events queue up for this socket.
+    user = admission.principal.username
+    connection = Connection(user=user, room=room, queue_size=services.settings.send_queue_size)
+    async with services.rooms.join(connection):
+        # 3. Replay history (the last messages, or all after since=), then presence.
+        async with services.sessions() as session:
+            if admission.since is None:
+                limit = services.settings.history_limit
+                history = await store.list_messages(session, room=room, limit=limit)
+            else:
+                history = await store.list_messages_after(session, room=room, after=admission.since)
+        replayed_up_to = history[-1].id if history else (admission.since or 0)
+        await websocket.send_text(events.history_event(room, history))
+        await websocket.send_text(events.presence_event(room, await services.rooms.members(room)))
+
+        # 4. Chat: read frames, write the room's events, until one side ends.
+        close_code = await SocketSession(
+            websocket,
+            connection=connection,
+            principal=admission.principal,
+            rooms=services.rooms,
+            settings=services.settings,
+            replayed_up_to=replayed_up_to,
+        ).run()
+
+    # 5. Out of the room (the others see it leave at once), then close if the server ends it.
+    if close_code is not None:
+        await close_socket(websocket, close_code)
+
+
+async def refuse(websocket: WebSocket, refusal: HandshakeRefusedError) -> None:
+    """Answer with the HTTP status; a server without the denial extension gets a close."""
+    response = JSONResponse({"detail": refusal.detail}, status_code=refusal.status_code)
+    try:
+        await websocket.send_denial_response(response)
+    except RuntimeError:
+        await websocket.close(closecodes.POLICY_VIOLATION, refusal.detail)

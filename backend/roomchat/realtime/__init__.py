@@ -1,0 +1,1 @@
+"""Rooms in real time: events, the room manager, brokers and socket sessions."""

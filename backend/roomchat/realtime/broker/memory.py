@@ -1,0 +1,102 @@
+"""The in-process broker and presence: rooms shared by the sockets of one process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+
+class MemorySubscription:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        while True:
+            yield await self.queue.get()
+
+
+class KeyedLock:
+    """One asyncio.Lock per key, kept only while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._locks[key]
+
+
+class MemoryBroker:
+    """Delivers each payload to the channel's subscribers in this process, in order.
+
+    A subscriber's queue is unbounded here on purpose: its only reader is the room
+    manager's listener, which never waits on a socket (sockets have bounded queues).
+    """
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[MemorySubscription]] = defaultdict(set)
+        self._sequences = KeyedLock()
+
+    async def publish(self, channel: str, payload: str) -> None:
+        for subscription in self._subscribers.get(channel, ()):
+            subscription.queue.put_nowait(payload)
+
+    @asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[MemorySubscription]:
+        subscription = MemorySubscription()
+        self._subscribers[channel].add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._subscribers[channel].discard(subscription)
+            if not self._subscribers[channel]:
+                del self._subscribers[channel]
+
+    def sequence(self, channel: str) -> AbstractAsyncContextManager[None]:
+        return self._sequences.hold(channel)
+
+    async def close(self) -> None:
+        self._subscribers.clear()
+
+
+class MemoryPresence:
+    def __init__(self) -> None:
+        self._connections: dict[str, dict[str, set[str]]] = {}
+
+    async def add(self, room: str, user: str, connection_id: str) -> bool:
+        users = self._connections.setdefault(room, {})
+        first = user not in users
+        users.setdefault(user, set()).add(connection_id)
+        return first
+
+    async def remove(self, room: str, user: str, connection_id: str) -> bool:
+        users = self._connections.get(room, {})
+        connections = users.get(user)
+        if connections is None:
+            return False
+        connections.discard(connection_id)
+        if connections:
+            return False
+        del users[user]
+        if not users:
+            del self._connections[room]
+        return True
+
+    async def members(self, room: str) -> list[str]:
+        return sorted(self._connections.get(room, {}))
+
+    async def rooms(self) -> dict[str, int]:
+        return {room: len(users) for room, users in self._connections.items()}
+
+    async def close(self) -> None:
+        self._connections.clear()

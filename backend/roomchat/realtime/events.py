@@ -1,0 +1,71 @@
+"""The one serialized form of every server event: JSON text, encoded once per event.
+
+The same string goes through the broker (memory or Redis) and, unchanged, to every
+socket of the room. Keys come in a fixed order, so a message event can be recognised and
+its id read from the prefix without decoding the whole frame again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from roomchat.models import Message
+from roomchat.schemas import format_ts
+
+_MESSAGE_PREFIX = '{"type":"message","id":'
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return orjson.dumps(frame).decode()
+
+
+def message_dict(message: Message) -> dict[str, Any]:
+    """The contract's Message: ``{id, room, user, text, ts}``."""
+    return {
+        "id": message.id,
+        "room": message.room,
+        "user": message.author,
+        "text": message.text,
+        "ts": format_ts(message.created_at),
+    }
+
+
+def message_event(message: Message) -> str:
+    return encode({"type": "message", **message_dict(message)})
+
+
+def history_event(room: str, messages: Iterable[Message]) -> str:
+    return encode(
+        {"type": "history", "room": room, "messages": [message_dict(m) for m in messages]}
+    )
+
+
+def presence_event(room: str, members: Iterable[str]) -> str:
+    return encode({"type": "presence", "room": room, "members": sorted(members)})
+
+
+def join_event(room: str, user: str) -> str:
+    return encode({"type": "join", "room": room, "user": user})
+
+
+def leave_event(room: str, user: str) -> str:
+    return encode({"type": "leave", "room": room, "user": user})
+
+
+def typing_event(room: str, user: str) -> str:
+    return encode({"type": "typing", "room": room, "user": user})
+
+
+def error_event(code: str, detail: str) -> str:
+    return encode({"type": "error", "code": code, "detail": detail})
+
+
+def message_id(event: str) -> int | None:
+    """The id of a message event (as ``encode`` writes it), or None for other events."""
+    if not event.startswith(_MESSAGE_PREFIX):
+        return None
+    end = event.index(",", len(_MESSAGE_PREFIX))
+    return int(event[len(_MESSAGE_PREFIX) : end])

@@ -1,0 +1,64 @@
+"""Client frames: parse and validate what a socket sends, with stable error codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class FrameError:
+    """A bad frame: answered with ``{"type": "error", "code", "detail"}``; the socket stays."""
+
+    code: str
+    detail: str
+
+
+ClientFrame = ChatMessage | Typing
+_FIELDS = {"message": {"type", "text"}, "typing": {"type"}}
+
+
+def parse_frame(raw: str, *, max_chars: int) -> ClientFrame | FrameError:
+    """A text frame that does not start with ``{`` is a message with that text."""
+    if not raw.startswith("{"):
+        return check_text(raw, max_chars=max_chars)
+    try:
+        frame: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return FrameError("bad_json", "a frame starting with '{' must be a JSON object")
+    if not isinstance(frame, dict):
+        return FrameError("bad_json", "a frame starting with '{' must be a JSON object")
+    kind = frame.get("type")
+    if kind not in _FIELDS:
+        return FrameError("unknown_type", f"expected type 'message' or 'typing', got {kind!r}")
+    unknown = sorted(set(frame) - _FIELDS[kind])
+    if unknown:
+        return FrameError("unknown_field", f"unexpected field(s) in a {kind} frame: {unknown}")
+    if kind == "typing":
+        return Typing()
+    text = frame.get("text")
+    if not isinstance(text, str):
+        return FrameError("bad_text", f"'text' must be a string, got {type(text).__name__}")
+    return check_text(text, max_chars=max_chars)
+
+
+def check_text(text: str, *, max_chars: int) -> ChatMessage | FrameError:
+    if not text.strip():
+        return FrameError("empty_text", "the message text is empty or blank")
+    if len(text) > max_chars:
+        return FrameError(
+            "text_too_long", f"the text is {len(text)} characters; at most {max_chars}"
+        )
+    return ChatMessage(text)

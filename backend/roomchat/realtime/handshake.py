@@ -1,0 +1,63 @@
+"""The checks made before a socket is accepted: room name, origin, token."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from starlette.websockets import WebSocket
+
+from roomchat.accounts import Principal, authenticate
+from roomchat.schemas import ROOM_PATTERN
+from roomchat.security import InvalidTokenError
+from roomchat.services import Services
+
+_ROOM = re.compile(ROOM_PATTERN)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    principal: Principal
+    since: int | None
+
+
+class HandshakeRefusedError(Exception):
+    """Answered with an HTTP status instead of an upgrade."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(f"{status_code}: {detail}")
+        self.status_code = status_code
+        self.detail = detail
+
+
+async def admit(websocket: WebSocket, room: str, services: Services) -> Admission:
+    """Return who may join, or raise ``HandshakeRefusedError`` (422, 403, 401)."""
+    if not _ROOM.fullmatch(room):
+        raise HandshakeRefusedError(422, "room name must be 1-64 of A-Z a-z 0-9 _ -")
+    since = _since(websocket.query_params.get("since"))
+    if not origin_allowed(websocket, services.settings.allowed_origins):
+        raise HandshakeRefusedError(403, "origin not allowed")
+    try:
+        principal = await authenticate(services, websocket.query_params.get("token"))
+    except InvalidTokenError:
+        raise HandshakeRefusedError(401, "missing, invalid or expired token") from None
+    return Admission(principal=principal, since=since)
+
+
+def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
+    """No Origin (an API client), the server's own origin, or one listed in settings."""
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True
+    if origin.rstrip("/") in allowed:
+        return True
+    return urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower()
+
+
+def _since(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise HandshakeRefusedError(422, "since must be a message id (a whole number)")
+    return int(value)

@@ -1,0 +1,216 @@
+"""The room manager: which sockets are in which room, presence, and routing events.
+
+Every event a room receives comes through the broker, even in one process, so one worker
+behaves exactly like many: ``post`` stores a message, then publishes it; a listener per
+room (subscribed while the room has local sockets) hands each event to each local
+socket's bounded queue. No socket can hold up the others: a full queue drops that socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from uuid import uuid4
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from roomchat import store
+from roomchat.models import Message
+from roomchat.realtime import closecodes, events
+from roomchat.realtime.broker import Broker, Presence
+from roomchat.realtime.broker.memory import KeyedLock
+
+log = logging.getLogger(__name__)
+
+#: What sits in a socket's queue: the message id (None for other events) and the frame.
+Outgoing = tuple[int | None, str]
+
+
+class StoreUnavailableError(Exception):
+    """The message could not be stored (or published), so it was not delivered."""
+
+
+@dataclass(eq=False)
+class Connection:
+    """One socket's membership: who, where, and its bounded outgoing queue."""
+
+    user: str
+    room: str
+    queue_size: int
+    id: str = field(default_factory=lambda: uuid4().hex)
+    queue: asyncio.Queue[Outgoing] = field(init=False)
+    dropped: asyncio.Future[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.queue = asyncio.Queue(maxsize=self.queue_size)
+        self.dropped = asyncio.get_running_loop().create_future()
+
+    def offer(self, item: Outgoing) -> None:
+        """Queue an event; a socket whose queue is full is too slow and is dropped."""
+        if self.dropped.done():
+            return
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.drop(closecodes.TRY_AGAIN_LATER)
+
+    def drop(self, code: int) -> None:
+        """Ask the socket's session to close with ``code``."""
+        if not self.dropped.done():
+            self.dropped.set_result(code)
+
+
+@dataclass(eq=False)
+class _PendingPost:
+    draft: store.Draft
+    stored: asyncio.Future[Message]
+
+
+class RoomManager:
+    def __init__(
+        self,
+        *,
+        broker: Broker,
+        presence: Presence,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> None:
+        self._broker = broker
+        self._presence = presence
+        self._sessions = sessions
+        self._local: dict[str, set[Connection]] = {}
+        self._listeners: dict[str, asyncio.Task[None]] = {}
+        self._membership = KeyedLock()
+        self._pending: dict[str, list[_PendingPost]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
+
+    # -- membership -------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def join(self, connection: Connection) -> AsyncIterator[None]:
+        """Membership for the duration of the block: events flow into the queue from entry."""
+        room, user = connection.room, connection.user
+        await self._attach(connection)
+        try:
+            if await self._presence.add(room, user, connection.id):
+                await self._broker.publish(room, events.join_event(room, user))
+            yield
+        finally:
+            await self._detach(connection)
+            if await self._presence.remove(room, user, connection.id):
+                await self._broker.publish(room, events.leave_event(room, user))
+
+    async def _attach(self, connection: Connection) -> None:
+        room = connection.room
+        async with self._membership.hold(room):
+            if room not in self._listeners:
+                subscribed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._listeners[room] = asyncio.create_task(
+                    self._listen(room, subscribed), name=f"roomchat-listener-{room}"
+                )
+                await subscribed
+            self._local.setdefault(room, set()).add(connection)
+
+    async def _detach(self, connection: Connection) -> None:
+        room = connection.room
+        async with self._membership.hold(room):
+            members = self._local.get(room, set())
+            members.discard(connection)
+            if members:
+                return
+            self._local.pop(room, None)
+            listener = self._listeners.pop(room, None)
+            if listener is not None:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
+
+    async def _listen(self, room: str, subscribed: asyncio.Future[None]) -> None:
+        try:
+            async with self._broker.subscribe(room) as subscription:
+                subscribed.set_result(None)
+                async for event in subscription:
+                    item = (events.message_id(event), event)
+                    for connection in tuple(self._local.get(room, ())):
+                        connection.offer(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # No listener dies silently: its sockets close with 1011 and reconnect.
+            log.exception("room listener failed; closing its sockets", extra={"room": room})
+            if not subscribed.done():
+                subscribed.set_exception(exc)
+            self._listeners.pop(room, None)
+            for connection in tuple(self._local.get(room, ())):
+                connection.drop(closecodes.INTERNAL_ERROR)
+
+    async def members(self, room: str) -> list[str]:
+        return await self._presence.members(room)
+
+    async def online(self) -> dict[str, int]:
+        return await self._presence.rooms()
+
+    # -- events -----------------------------------------------------------------------
+
+    async def typing(self, room: str, user: str) -> None:
+        await self._broker.publish(room, events.typing_event(room, user))
+
+    async def post(self, room: str, draft: store.Draft) -> Message:
+        """Store a message, then publish it; return it once stored and published.
+
+        Posts to a room wait in line for one writer, which stores everything that queued up
+        meanwhile in one transaction (a group commit) and publishes the batch in id order
+        while holding the room's sequence, so every member sees ids ascending.
+        """
+        post = _PendingPost(draft, asyncio.get_running_loop().create_future())
+        self._pending.setdefault(room, []).append(post)
+        if room not in self._writers:
+            self._writers[room] = asyncio.create_task(self._write(room), name=f"writer-{room}")
+        return await post.stored
+
+    async def _write(self, room: str) -> None:
+        try:
+            while batch := self._pending.pop(room, None):
+                async with self._broker.sequence(room):
+                    await self._commit(room, batch)
+        finally:
+            del self._writers[room]
+
+    async def _commit(self, room: str, batch: list[_PendingPost]) -> None:
+        try:
+            async with self._sessions() as session:
+                messages = await store.add_messages(
+                    session, room=room, drafts=[post.draft for post in batch]
+                )
+        except Exception as exc:
+            log.warning("storing %d message(s) failed: %r", len(batch), exc)
+            _fail(batch, StoreUnavailableError("the message could not be stored"))
+            return
+        for index, (post, message) in enumerate(zip(batch, messages, strict=True)):
+            try:
+                await self._broker.publish(room, events.message_event(message))
+            except Exception as exc:
+                log.warning("publishing to a room failed: %r", exc)
+                _fail(batch[index:], StoreUnavailableError("the message could not be delivered"))
+                return
+            if not post.stored.done():
+                post.stored.set_result(message)
+
+    async def close(self) -> None:
+        """Close every socket as the server goes away, and stop the listeners."""
+        for connections in self._local.values():
+            for connection in connections:
+                connection.drop(closecodes.GOING_AWAY)
+        writers = list(self._writers.values())
+        await asyncio.gather(*writers, return_exceptions=True)
+        listeners = list(self._listeners.values())
+        for listener in listeners:
+            listener.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
+
+
+def _fail(batch: list[_PendingPost], error: Exception) -> None:
+    for post in batch:
+        if not post.stored.done():
+            post.stored.set_exception(error)

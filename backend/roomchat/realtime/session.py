@@ -1,0 +1,139 @@
+"""One socket's life after accept: a reader, a writer and an expiry timer, run together.
+
+Whichever ends first decides how the socket closes: the client leaving (nothing to send),
+the reader (a frame too large, abuse), the token expiring (1008), or the room manager
+dropping the socket (1013 too slow, 1011 listener failure, 1001 shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from roomchat import store
+from roomchat.accounts import Principal
+from roomchat.config import Settings
+from roomchat.ratelimit import TokenBucket
+from roomchat.realtime import closecodes, events
+from roomchat.realtime.frames import ChatMessage, FrameError, Typing, parse_frame
+from roomchat.realtime.manager import Connection, RoomManager, StoreUnavailableError
+
+log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT_SECONDS = 5.0
+
+
+class SocketSession:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        *,
+        connection: Connection,
+        principal: Principal,
+        rooms: RoomManager,
+        settings: Settings,
+        replayed_up_to: int,
+    ) -> None:
+        self._websocket = websocket
+        self._connection = connection
+        self._principal = principal
+        self._rooms = rooms
+        self._settings = settings
+        self._replayed_up_to = replayed_up_to
+        rate, burst = settings.messages_per_second, settings.message_burst
+        self._messages = TokenBucket(rate=rate, burst=burst)
+        self._strikes = TokenBucket(rate=rate, burst=burst)  # too many refusals: abuse
+        self._typing = TokenBucket(rate=1, burst=2)
+
+    async def run(self) -> int | None:
+        """Serve the socket until one side ends; return the close code (None: client left)."""
+        tasks: list[asyncio.Future[int | None]] = [
+            asyncio.create_task(self._read()),
+            asyncio.create_task(self._write()),
+            asyncio.create_task(self._expire()),
+            asyncio.ensure_future(self._connection.dropped),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return next(iter(done)).result()
+
+    async def _read(self) -> int | None:
+        while True:
+            message = await self._websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return None
+            text, data = message.get("text"), message.get("bytes")
+            if _too_big(text, data, self._settings.max_frame_bytes):
+                return closecodes.MESSAGE_TOO_BIG
+            if text is None:
+                await self._reply_error("binary_frame", "send text frames (JSON or plain text)")
+                continue
+            if await self._handle(text):
+                return closecodes.POLICY_VIOLATION
+
+    async def _handle(self, text: str) -> bool:
+        """Act on one frame; True when the client is abusive and must be closed."""
+        frame = parse_frame(text, max_chars=self._settings.max_message_chars)
+        if isinstance(frame, FrameError):
+            await self._reply_error(frame.code, frame.detail)
+        elif isinstance(frame, Typing):
+            if self._typing.take():
+                await self._rooms.typing(self._connection.room, self._principal.username)
+        elif not self._messages.take():
+            if not self._strikes.take():
+                return True
+            await self._reply_error("rate_limited", "slow down: too many messages")
+        else:
+            await self._post(frame)
+        return False
+
+    async def _post(self, frame: ChatMessage) -> None:
+        draft = store.Draft(self._principal.user_id, self._principal.username, frame.text)
+        try:
+            await self._rooms.post(self._connection.room, draft)
+        except StoreUnavailableError as exc:
+            await self._reply_error("store_unavailable", str(exc))
+
+    async def _reply_error(self, code: str, detail: str) -> None:
+        self._connection.offer((None, events.error_event(code, detail)))
+
+    async def _write(self) -> int | None:
+        queue, floor = self._connection.queue, self._replayed_up_to
+        try:
+            while True:
+                message_id, frame = await queue.get()
+                if message_id is not None and message_id <= floor:
+                    continue  # already sent in the history replay
+                await self._websocket.send_text(frame)
+        except (WebSocketDisconnect, OSError):
+            return None  # the client is gone: nothing left to close
+
+    async def _expire(self) -> int | None:
+        remaining = (self._principal.expires_at - datetime.now(UTC)).total_seconds()
+        await asyncio.sleep(max(0.0, remaining))
+        return closecodes.POLICY_VIOLATION
+
+
+async def close_socket(websocket: WebSocket, code: int) -> None:
+    """Send the close frame; a peer that stopped reading gets ``CLOSE_TIMEOUT_SECONDS``."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
+            await websocket.close(code)
+    except (TimeoutError, WebSocketDisconnect, OSError, RuntimeError):
+        log.debug("socket closed before its close frame went out (code %d)", code)
+
+
+def _too_big(text: str | None, data: bytes | None, limit: int) -> bool:
+    """Backstop for servers started without ``ws_max_size`` (plain ``uvicorn roomchat…``)."""
+    if data is not None:
+        return len(data) > limit
+    if text is None or len(text) * 4 <= limit:  # UTF-8 takes at most 4 bytes a character
+        return False
+    return len(text) > limit or len(text.encode("utf-8", "surrogatepass")) > limit

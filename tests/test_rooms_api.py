@@ -1,0 +1,125 @@
+"""The HTTP room routes: list, history pages, post, members."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import live_token
+from tests.live import LiveServer
+from tests.wsclient import open_socket, recv, recv_type, room_url
+
+Auth = dict[str, str]
+
+
+@pytest.fixture
+async def alice(user_token: Callable[[str], Any]) -> Auth:
+    return {"Authorization": f"Bearer {await user_token('alice')}"}
+
+
+async def post(client: httpx.AsyncClient, auth: Auth, room: str, text: str) -> dict[str, Any]:
+    response = await client.post(f"/api/rooms/{room}/messages", json={"text": text}, headers=auth)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_post_then_page_through_history(client: httpx.AsyncClient, alice: Auth) -> None:
+    posted = [await post(client, alice, "lobby", f"m{n}") for n in range(7)]
+    assert posted[0]["user"] == "alice"
+    assert posted[0]["room"] == "lobby"
+    assert [p["id"] for p in posted] == sorted(p["id"] for p in posted)
+
+    async def page(**params: int) -> list[str]:
+        response = await client.get("/api/rooms/lobby/messages", params=params, headers=alice)
+        assert response.status_code == 200
+        return [m["text"] for m in response.json()["messages"]]
+
+    assert await page() == [f"m{n}" for n in range(7)]
+    assert await page(limit=3) == ["m4", "m5", "m6"]
+    assert await page(limit=3, before=posted[4]["id"]) == ["m1", "m2", "m3"]
+    assert await page(limit=2, after=posted[1]["id"]) == ["m2", "m3"]
+    assert await page(after=posted[6]["id"]) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["limit=0", "limit=201", "limit=x", "before=-1", "before=1&after=2"],
+)
+async def test_bad_history_queries_get_422(
+    client: httpx.AsyncClient, alice: Auth, query: str
+) -> None:
+    response = await client.get(f"/api/rooms/lobby/messages?{query}", headers=alice)
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "body", [{"text": ""}, {"text": "   "}, {"text": "x" * 4001}, {"text": 5}, {}]
+)
+async def test_bad_posts_get_422(
+    client: httpx.AsyncClient, alice: Auth, body: dict[str, Any]
+) -> None:
+    response = await client.post("/api/rooms/lobby/messages", json=body, headers=alice)
+    assert response.status_code == 422
+    assert "detail" in response.json()
+
+
+@pytest.mark.parametrize("room", ["has space", "x" * 65, "semi;colon", "café"])
+async def test_bad_room_names_get_422(client: httpx.AsyncClient, alice: Auth, room: str) -> None:
+    for path in (f"/api/rooms/{room}/messages", f"/api/rooms/{room}/members"):
+        assert (await client.get(path, headers=alice)).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/rooms"),
+        ("GET", "/api/rooms/lobby/messages"),
+        ("POST", "/api/rooms/lobby/messages"),
+        ("GET", "/api/rooms/lobby/members"),
+    ],
+)
+async def test_room_routes_need_a_token(client: httpx.AsyncClient, method: str, path: str) -> None:
+    response = await client.request(method, path, json={"text": "hi"})
+    assert response.status_code == 401
+
+
+async def test_posting_too_fast_over_http_gets_429(
+    user_token: Callable[[str], Any], client: httpx.AsyncClient
+) -> None:
+    auth = {"Authorization": f"Bearer {await user_token('bob')}"}
+    statuses = [
+        (await client.post("/api/rooms/r/messages", json={"text": "x"}, headers=auth))
+        for _ in range(25)
+    ]
+    codes = [r.status_code for r in statuses]
+    assert codes[:20] == [201] * 20  # the burst
+    assert 429 in codes[20:]
+    limited = next(r for r in statuses if r.status_code == 429)
+    assert int(limited.headers["retry-after"]) >= 1
+
+
+async def test_rooms_members_and_http_posts_reach_sockets(live: LiveServer) -> None:
+    alice, bob = await live_token(live, "alice"), await live_token(live, "bob")
+    headers = {"Authorization": f"Bearer {alice}"}
+    async with httpx.AsyncClient(base_url=live.http_url, headers=headers) as client:
+        await client.post("/api/rooms/archive/messages", json={"text": "old"})
+        ws = await open_socket(room_url(live.ws_url, "lobby", bob))
+        await recv_type(ws, "presence")
+
+        rooms = (await client.get("/api/rooms")).json()
+        assert rooms == [{"name": "archive", "members": 0}, {"name": "lobby", "members": 1}]
+        members = (await client.get("/api/rooms/lobby/members")).json()
+        assert members == {"members": ["bob"]}
+
+        posted = (await client.post("/api/rooms/lobby/messages", json={"text": "hi bob"})).json()
+        delivered = await recv_type(ws, "message")
+        assert delivered == {"type": "message", **posted}
+        await ws.close()
+        assert (await client.get("/api/rooms/lobby/members")).json() == {"members": []}
+    async with await open_socket(room_url(live.ws_url, "lobby", bob)) as ws:
+        history = await recv(ws)
+    assert history["messages"][-1] == posted  # stored before it was delivered

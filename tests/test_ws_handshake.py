@@ -1,0 +1,73 @@
+"""The handshake: room, origin and token are checked before the socket is accepted."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from jose import jwt
+from websockets.exceptions import InvalidStatus
+
+from tests.conftest import TEST_SECRET, live_token
+from tests.live import LiveServer
+from tests.wsclient import open_socket, recv, room_url
+
+
+async def refused_status(url: str, **options: object) -> int:
+    with pytest.raises(InvalidStatus) as refused:
+        await open_socket(url, **options)
+    return refused.value.response.status_code
+
+
+@pytest.mark.parametrize(
+    ("token", "status"),
+    [
+        (None, 401),
+        ("", 401),
+        ("garbage", 401),
+        (jwt.encode({"sub": "alice", "iat": 0, "exp": 1}, TEST_SECRET), 401),
+        (jwt.encode({"sub": "ghost", "iat": 2**31 - 10**6, "exp": 2**31}, TEST_SECRET), 401),
+    ],
+)
+async def test_bad_tokens_are_refused_with_401(
+    live: LiveServer, token: str | None, status: int
+) -> None:
+    await live_token(live, "alice")
+    assert await refused_status(room_url(live.ws_url, "lobby", token)) == status
+
+
+async def test_bad_room_names_and_since_are_refused_with_422(live: LiveServer) -> None:
+    token = await live_token(live, "alice")
+    for room in ("has%20space", "x" * 65, "semi;colon", "caf%C3%A9"):
+        assert await refused_status(room_url(live.ws_url, room, token)) == 422
+    for since in ("-1", "abc", "1.5"):
+        url = f"{live.ws_url}/ws/lobby?token={token}&since={since}"
+        assert await refused_status(url) == 422
+
+
+async def test_foreign_origin_is_refused_with_403_and_own_origin_is_accepted(
+    live: LiveServer,
+) -> None:
+    token = await live_token(live, "alice")
+    url = room_url(live.ws_url, "lobby", token)
+    assert await refused_status(url, origin="https://evil.example") == 403
+    async with await open_socket(url, origin=live.http_url) as ws:
+        assert (await recv(ws))["type"] == "history"
+    async with await open_socket(url) as ws:  # API clients send no Origin
+        assert (await recv(ws))["type"] == "history"
+
+
+async def test_listed_origins_are_accepted(live_server: object) -> None:
+    server: LiveServer = live_server(allowed_origins=["https://chat.example"])  # type: ignore[operator]
+    token = await live_token(server, "alice")
+    url = room_url(server.ws_url, "lobby", token)
+    async with await open_socket(url, origin="https://chat.example") as ws:
+        assert (await recv(ws))["type"] == "history"
+
+
+async def test_a_minted_token_is_accepted(live: LiveServer) -> None:
+    await live_token(live, "alice")
+    now = int(datetime.now(UTC).timestamp())
+    minted = jwt.encode({"sub": "alice", "iat": now, "exp": now + 60}, TEST_SECRET)
+    async with await open_socket(room_url(live.ws_url, "lobby", minted)) as ws:
+        assert (await recv(ws))["type"] == "history"

@@ -1,0 +1,207 @@
+"""Chatting in rooms over real sockets: history, presence, fan-out, frames, closes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+from jose import jwt
+
+from tests.conftest import TEST_SECRET, live_token
+from tests.live import LiveServer
+from tests.wsclient import open_socket, recv, recv_messages, recv_type, room_url, wait_closed
+
+
+async def join(server: LiveServer, room: str, token: str, since: int | None = None):  # type: ignore[no-untyped-def]
+    """Open a socket; return it with its history and presence frames."""
+    ws = await open_socket(room_url(server.ws_url, room, token, since))
+    history, presence = await recv(ws), await recv(ws)
+    assert (history["type"], history["room"]) == ("history", room)
+    assert (presence["type"], presence["room"]) == ("presence", room)
+    return ws, history, presence
+
+
+async def test_every_member_gets_every_message_in_the_same_order(live: LiveServer) -> None:
+    names = ["alice", "bob", "carol"]
+    tokens = {name: await live_token(live, name) for name in names}
+    sockets = {name: (await join(live, "lobby", tokens[name]))[0] for name in names}
+
+    async def chat(name: str) -> None:
+        for n in range(5):
+            await sockets[name].send(f'{{"type": "message", "text": "{name} {n}"}}')
+
+    await asyncio.gather(*(chat(name) for name in names))
+    received = {name: await recv_messages(ws, 15) for name, ws in sockets.items()}
+    orders = [[m["id"] for m in messages] for messages in received.values()]
+    assert orders[0] == orders[1] == orders[2]
+    assert orders[0] == sorted(orders[0])
+    texts = sorted(m["text"] for m in received["alice"])
+    assert texts == sorted(f"{name} {n}" for name in names for n in range(5))
+    first = received["bob"][0]
+    assert set(first) == {"type", "id", "room", "user", "text", "ts"}
+    assert first["room"] == "lobby"
+    assert datetime.strptime(first["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    for ws in sockets.values():
+        await ws.close()
+
+
+async def test_nobody_outside_the_room_gets_its_messages(live: LiveServer) -> None:
+    alice, bob = await live_token(live, "alice"), await live_token(live, "bob")
+    in_a, _, _ = await join(live, "a", alice)
+    in_b, _, _ = await join(live, "b", bob)
+    await in_a.send("for room a")
+    await in_b.send("for room b")
+    assert (await recv_type(in_b, "message"))["text"] == "for room b"
+    assert (await recv_type(in_a, "message"))["text"] == "for room a"
+    await in_a.close()
+    await in_b.close()
+
+
+async def test_history_presence_join_leave_and_typing(live: LiveServer) -> None:
+    alice, bob = await live_token(live, "alice"), await live_token(live, "bob")
+    ws_a, history, presence = await join(live, "lobby", alice)
+    assert await recv(ws_a) == {"type": "join", "room": "lobby", "user": "alice"}
+    assert history["messages"] == []
+    assert presence["members"] == ["alice"]
+    await ws_a.send("hello")
+    sent = await recv_type(ws_a, "message")
+
+    ws_b, history, presence = await join(live, "lobby", bob)
+    assert [m["id"] for m in history["messages"]] == [sent["id"]]
+    assert history["messages"][0]["text"] == "hello"
+    assert presence["members"] == ["alice", "bob"]
+    assert await recv_type(ws_a, "join") == {"type": "join", "room": "lobby", "user": "bob"}
+
+    await ws_b.send('{"type": "typing"}')
+    assert await recv_type(ws_a, "typing") == {"type": "typing", "room": "lobby", "user": "bob"}
+
+    await ws_b.close()
+    assert await recv_type(ws_a, "leave") == {"type": "leave", "room": "lobby", "user": "bob"}
+    await ws_a.close()
+
+
+async def test_history_is_the_last_history_limit_messages(
+    live_server: Callable[..., LiveServer],
+) -> None:
+    server = live_server(history_limit=3)
+    token = await live_token(server, "alice")
+    ws, _, _ = await join(server, "lobby", token)
+    for n in range(5):
+        await ws.send(f"m{n}")
+    await recv_messages(ws, 5)
+    await ws.close()
+    ws, history, _ = await join(server, "lobby", token)
+    assert [m["text"] for m in history["messages"]] == ["m2", "m3", "m4"]
+    await ws.close()
+
+
+async def test_two_sockets_of_one_user_are_one_member(live: LiveServer) -> None:
+    alice, bob = await live_token(live, "alice"), await live_token(live, "bob")
+    watcher, _, _ = await join(live, "lobby", bob)
+    assert (await recv_type(watcher, "join"))["user"] == "bob"  # its own join comes too
+    tab1, _, _ = await join(live, "lobby", alice)
+    assert (await recv_type(watcher, "join"))["user"] == "alice"
+    tab2, _, presence = await join(live, "lobby", alice)
+    assert presence["members"] == ["alice", "bob"]
+
+    await tab1.close()
+    await tab2.send("still here")  # no leave may come before this message
+    frame = await recv(watcher)
+    assert (frame["type"], frame["text"]) == ("message", "still here")
+    async with httpx.AsyncClient(base_url=live.http_url) as client:
+        members = await client.get(
+            "/api/rooms/lobby/members", headers={"Authorization": f"Bearer {bob}"}
+        )
+    assert members.json() == {"members": ["alice", "bob"]}
+
+    await tab2.close()
+    assert (await recv_type(watcher, "leave"))["user"] == "alice"
+    await watcher.close()
+
+
+async def test_bad_frames_get_error_frames_and_the_socket_stays_open(live: LiveServer) -> None:
+    token = await live_token(live, "alice")
+    ws, _, _ = await join(live, "lobby", token)
+    cases: dict[str, str] = {
+        "{not json": "bad_json",
+        "{}": "unknown_type",
+        '{"type": "dance"}': "unknown_type",
+        '{"type": "message"}': "bad_text",
+        '{"type": "message", "text": 5}': "bad_text",
+        '{"type": "message", "text": "   "}': "empty_text",
+        '{"type": "message", "text": "hi", "extra": 1}': "unknown_field",
+        "   ": "empty_text",
+        "x" * 4001: "text_too_long",
+    }
+    assert (await recv(ws))["type"] == "join"
+    for frame, code in cases.items():
+        await ws.send(frame)
+        error = await recv(ws)
+        assert error["type"] == "error", frame
+        assert error["code"] == code, frame
+        assert error["detail"]
+    await ws.send(b"\x00\x01")
+    assert (await recv(ws))["code"] == "binary_frame"
+    await ws.send("[1, 2]")  # does not start with '{': a plain-text message
+    assert (await recv(ws))["text"] == "[1, 2]"
+    await ws.send('{"type": "message", "text": "still open"}')
+    assert (await recv(ws))["text"] == "still open"
+    await ws.close()
+
+
+async def test_a_frame_over_the_limit_closes_with_1009(
+    live_server: Callable[..., LiveServer],
+) -> None:
+    server = live_server(max_frame_bytes=1024)
+    token = await live_token(server, "alice")
+    ws, _, _ = await join(server, "lobby", token)
+    await ws.send("y" * 2048)
+    assert await wait_closed(ws) == 1009
+
+
+async def test_a_frame_over_the_limit_closes_with_1009_without_uvicorns_limit(
+    live_server: Callable[..., LiveServer],
+) -> None:
+    """Started as plain ``uvicorn roomchat.main:app`` (16 MiB limit), the app still says 1009."""
+    server = live_server(max_frame_bytes=1024, uvicorn_options={"ws_max_size": 16 * 1024 * 1024})
+    token = await live_token(server, "alice")
+    ws, _, _ = await join(server, "lobby", token)
+    await ws.send("é" * 1000)  # 1000 characters, 2000 bytes
+    assert await wait_closed(ws) == 1009
+
+
+async def test_a_socket_is_closed_with_1008_when_its_token_expires(live: LiveServer) -> None:
+    await live_token(live, "alice")
+    now = int(datetime.now(UTC).timestamp())
+    short = jwt.encode({"sub": "alice", "iat": now, "exp": now + 2}, TEST_SECRET)
+    ws, _, _ = await join(live, "lobby", short)
+    assert await wait_closed(ws, timeout=10) == 1008
+
+
+async def test_server_shutdown_closes_sockets_with_a_restart_code(live: LiveServer) -> None:
+    token = await live_token(live, "alice")
+    ws, _, _ = await join(live, "lobby", token)
+    await asyncio.to_thread(live.stop)
+    assert await wait_closed(ws) in (1001, 1012)
+
+
+async def test_sending_too_fast_gets_rate_limited_then_closed(
+    live_server: Callable[..., LiveServer],
+) -> None:
+    server = live_server(messages_per_second=0.1, message_burst=3)
+    alice, bob = await live_token(server, "alice"), await live_token(server, "bob")
+    flooder, _, _ = await join(server, "lobby", alice)
+    other, _, _ = await join(server, "lobby", bob)
+    for n in range(3):
+        await flooder.send(f"ok {n}")
+    await flooder.send("too fast")
+    assert (await recv_type(flooder, "error"))["code"] == "rate_limited"
+    await other.send("bob is not limited by alice")
+    received = [m["text"] for m in await recv_messages(other, 4)]
+    assert received == ["ok 0", "ok 1", "ok 2", "bob is not limited by alice"]
+    for _ in range(3):
+        await flooder.send("abuse")
+    assert await wait_closed(flooder) == 1008
+    await other.close()

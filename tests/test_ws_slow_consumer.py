@@ -1,0 +1,56 @@
+"""A member that never reads cannot hold up the room: it is closed with 1013."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tests.conftest import live_token
+from tests.live import LiveServer
+from tests.stuckclient import StuckClient
+from tests.wsclient import open_socket, recv, recv_type, room_url
+
+TEXT = "z" * 3000
+
+
+async def test_a_member_that_never_reads_is_dropped_and_the_room_keeps_flowing(
+    live_server: Callable[..., LiveServer],
+) -> None:
+    # Small socket buffers on both ends, so a reader that stops shows up within a few
+    # hundred KiB instead of the many MiB that loopback buffers can hold.
+    server = live_server(
+        send_queue_size=16,
+        messages_per_second=10_000,
+        message_burst=10_000,
+        send_buffer_bytes=16_384,
+    )
+    talker_token = await live_token(server, "talker")
+    stuck_token = await live_token(server, "stuck")
+    friend_token = await live_token(server, "friend")
+
+    stuck = StuckClient(room_url(server.ws_url, "lobby", stuck_token))
+    await stuck.open(server.port)
+    talker = await open_socket(room_url(server.ws_url, "lobby", talker_token), max_queue=None)
+    friend = await open_socket(room_url(server.ws_url, "lobby", friend_token))
+    await recv_type(friend, "presence")
+
+    stuck_left = False
+    sent = 0
+    while not stuck_left and sent < 2000:
+        await talker.send(TEXT)
+        sent += 1
+        # The friend keeps up: each message reaches it within a bounded time.
+        while True:
+            frame = await recv(friend, timeout=5)
+            if frame["type"] == "leave" and frame["user"] == "stuck":
+                stuck_left = True
+            if frame["type"] == "message":
+                assert frame["text"] == TEXT
+                break
+    assert stuck_left, f"the stuck member was never dropped after {sent} messages"
+    # The room still flows for the others after the drop.
+    await talker.send("after the drop")
+    assert (await recv_type(friend, "message"))["text"] == "after the drop"
+    # Once the stuck client reads again, it finds the server closed it with 1013.
+    assert await stuck.close_code() == 1013
+    await talker.close()
+    await friend.close()

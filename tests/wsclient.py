@@ -1,0 +1,52 @@
+"""A real ``websockets`` client for socket tests: every wait has a timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+TIMEOUT = 10.0
+
+
+def room_url(base: str, room: str, token: str | None, since: int | None = None) -> str:
+    url = f"{base}/ws/{room}"
+    params = ([f"token={token}"] if token is not None else []) + (
+        [f"since={since}"] if since is not None else []
+    )
+    return url + ("?" + "&".join(params) if params else "")
+
+
+async def open_socket(url: str, **options: Any) -> ClientConnection:
+    return await asyncio.wait_for(connect(url, open_timeout=TIMEOUT, **options), TIMEOUT)
+
+
+async def recv(ws: ClientConnection, timeout: float = TIMEOUT) -> dict[str, Any]:
+    frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    return frame
+
+
+async def recv_type(ws: ClientConnection, kind: str, timeout: float = TIMEOUT) -> dict[str, Any]:
+    """The next frame of type ``kind``, skipping others (presence changes, typing…)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = await recv(ws, timeout)
+            if frame["type"] == kind:
+                return frame
+
+
+async def recv_messages(ws: ClientConnection, count: int) -> list[dict[str, Any]]:
+    return [await recv_type(ws, "message") for _ in range(count)]
+
+
+async def wait_closed(ws: ClientConnection, timeout: float = TIMEOUT) -> int | None:
+    """Read (and drop) frames until the server closes; return the close code."""
+    async with asyncio.timeout(timeout):
+        try:
+            while True:
+                await ws.recv()
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
