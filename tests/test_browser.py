@@ -285,20 +285,14 @@ def test_log_out_and_back_in(live: LiveServer, person: Callable[..., Person]) ->
 def test_an_expired_token_lands_on_the_login_form(
     live: LiveServer, person: Callable[..., Person]
 ) -> None:
-    register_over_http(live, "dave")
-    dave = person(live)
-    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
-    dave.set_session(mint_token("dave", issued=an_hour_ago, minutes=30), "dave", "night")
+    dave = person_with_token(live, person, "dave", expires_in=timedelta(minutes=-30))
     dave.sees_login_form(EXPIRED)
 
 
 def test_a_token_expiring_mid_chat_lands_on_the_login_form(
     live: LiveServer, person: Callable[..., Person]
 ) -> None:
-    register_over_http(live, "erin")
-    erin = person(live)
-    four_seconds_left = datetime.now(UTC) - timedelta(seconds=56)
-    erin.set_session(mint_token("erin", issued=four_seconds_left, minutes=1), "erin", "night")
+    erin = person_with_token(live, person, "erin", expires_in=timedelta(seconds=4))
     expect(erin.connection).to_have_text("Connected")
     erin.sees_login_form(EXPIRED)
 
@@ -318,17 +312,19 @@ def test_a_token_the_server_refuses_on_reconnect_lands_on_the_login_form(
     frank.sees_login_form(EXPIRED)
 
 
-def register_over_http(server: LiveServer, username: str) -> None:
+def person_with_token(
+    server: LiveServer, person: Callable[..., Person], username: str, *, expires_in: timedelta
+) -> Person:
+    """A registered user whose tab holds a token that expires ``expires_in`` from now."""
     response = httpx.post(
         f"{server.http_url}/api/auth/register", json={"username": username, "password": PASSWORD}
     )
     assert response.status_code == 201, response.text
-
-
-def mint_token(username: str, *, issued: datetime, minutes: int) -> str:
-    return create_access_token(
-        subject=username, secret_key=TEST_SECRET, minutes=minutes, now=issued
-    )
+    issued = datetime.now(UTC) + expires_in - timedelta(minutes=1)
+    token = create_access_token(subject=username, secret_key=TEST_SECRET, minutes=1, now=issued)
+    someone = person(server)
+    someone.set_session(token, username, "night")
+    return someone
 
 
 def add_messages_offline(settings: Settings, *, room: str, author: str, texts: list[str]) -> None:

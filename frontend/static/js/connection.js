@@ -20,8 +20,9 @@ export class RoomConnection {
     this.socket = null;
     this.retryTimer = null;
     this.stopped = false;
-    this.retryNow = () => this.reconnectNow();
-    window.addEventListener("online", this.retryNow);
+    // Back online: retry now rather than when the backoff says.
+    this.onOnline = () => !this.stopped && !this.socket && this.connect();
+    window.addEventListener("online", this.onOnline);
     this.connect();
   }
 
@@ -34,12 +35,13 @@ export class RoomConnection {
   close() {
     this.stopped = true;
     clearTimeout(this.retryTimer);
-    window.removeEventListener("online", this.retryNow);
+    window.removeEventListener("online", this.onOnline);
     this.socket?.close(NORMAL_CLOSURE);
     this.socket = null;
   }
 
   connect() {
+    clearTimeout(this.retryTimer);
     this.handlers.onState(this.attempt === 0 ? "connecting" : "reconnecting");
     const socket = new WebSocket(this.url());
     let opened = false;
@@ -82,7 +84,7 @@ export class RoomConnection {
       this.handlers.onSessionEnded(null);
       return;
     }
-    if (!this.stopped) this.scheduleRetry();
+    if (!this.stopped && !this.socket) this.scheduleRetry(); // not already back ("online")
   }
 
   scheduleRetry() {
@@ -91,12 +93,6 @@ export class RoomConnection {
     this.attempt += 1;
     this.handlers.onState("reconnecting");
     this.retryTimer = setTimeout(() => this.connect(), delay);
-  }
-
-  reconnectNow() {
-    if (this.stopped || this.socket) return;
-    clearTimeout(this.retryTimer);
-    this.connect();
   }
 }
 

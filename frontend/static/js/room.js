@@ -108,6 +108,7 @@ export class RoomView {
     this.status.textContent = STATUS[state];
     this.status.dataset.state = state;
     if (state !== "open") this.typing.reset();
+    else if (this.notice.textContent === NOT_SENT) this.notice.textContent = "";
   }
 
   send() {
