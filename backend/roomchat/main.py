@@ -14,6 +14,7 @@ from roomchat import __version__
 from roomchat.api import auth, pages, rooms, ws
 from roomchat.config import Settings
 from roomchat.db import create_engine, create_session_factory, create_tables
+from roomchat.headers import SecurityHeaders
 from roomchat.logs import install_redaction
 from roomchat.ratelimit import KeyedRateLimiter
 from roomchat.realtime.backend import create_backend
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(title="roomchat", version=__version__, lifespan=lifespan)
+    app.add_middleware(SecurityHeaders)
     app.include_router(auth.router)
     app.include_router(rooms.router)
     app.include_router(ws.router)
