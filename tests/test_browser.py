@@ -36,7 +36,8 @@ LAUNCH_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshot-chat.png"
+# Written on every run (git ignores it); copy it to docs/ when the page's look changes.
+SCREENSHOT = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshot-chat.png"
 DESKTOP = {"width": 1000, "height": 640}
 PHONE = {"width": 390, "height": 844}
 EXPIRED = "Your session expired — please log in again."
