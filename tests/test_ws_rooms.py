@@ -128,6 +128,7 @@ async def test_bad_frames_get_error_frames_and_the_socket_stays_open(live: LiveS
         "{not json": "bad_json",
         "{}": "unknown_type",
         '{"type": "dance"}': "unknown_type",
+        '{"type": ["message"]}': "unknown_type",
         '{"type": "message"}': "bad_text",
         '{"type": "message", "text": 5}': "bad_text",
         '{"type": "message", "text": "   "}': "empty_text",

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     max_frame_bytes: int = Field(default=65536, ge=256)
     send_queue_size: int = Field(default=256, ge=1)
     password_hash_concurrency: int = Field(default=2, ge=1)
+    login_failures_per_user: int = Field(default=5, ge=1)
+    login_failures_per_address: int = Field(default=20, ge=1)
+    login_window_seconds: float = Field(default=60, gt=0)
     log_level: str = "info"
 
     @field_validator("allowed_origins", mode="before")

@@ -14,12 +14,14 @@ from roomchat import __version__
 from roomchat.api import auth, pages, rooms, ws
 from roomchat.config import Settings
 from roomchat.db import create_engine, create_session_factory, create_tables
+from roomchat.headers import SecurityHeaders
 from roomchat.logs import install_redaction
 from roomchat.ratelimit import KeyedRateLimiter
 from roomchat.realtime.backend import create_backend
 from roomchat.realtime.manager import RoomManager
 from roomchat.security import PasswordHasher, load_or_create_secret_key
 from roomchat.services import Services
+from roomchat.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             http_posts=KeyedRateLimiter(
                 rate=settings.messages_per_second, burst=settings.message_burst
             ),
+            login_throttle=LoginThrottle(settings),
         )
         try:
             yield {"services": services}
@@ -61,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(title="roomchat", version=__version__, lifespan=lifespan)
+    app.add_middleware(SecurityHeaders)
     app.include_router(auth.router)
     app.include_router(rooms.router)
     app.include_router(ws.router)

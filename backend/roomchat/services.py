@@ -10,6 +10,7 @@ from roomchat.config import Settings
 from roomchat.ratelimit import KeyedRateLimiter
 from roomchat.realtime.manager import RoomManager
 from roomchat.security import PasswordHasher
+from roomchat.throttle import LoginThrottle
 
 
 @dataclass(slots=True)
@@ -21,3 +22,4 @@ class Services:
     hasher: PasswordHasher
     rooms: RoomManager
     http_posts: KeyedRateLimiter
+    login_throttle: LoginThrottle

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from roomchat.deps import ServicesDep
 from roomchat.schemas import Health
 
 FRONTEND_DIR = Path(__file__).resolve().parents[3] / "frontend"
@@ -18,8 +19,10 @@ router = APIRouter()
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-async def index(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "index.html")
+async def index(request: Request, services: ServicesDep) -> HTMLResponse:
+    """The single-page chat client: login and chat views, switched by /static/js/main.js."""
+    context = {"max_message_chars": services.settings.max_message_chars}
+    return templates.TemplateResponse(request, "index.html", context)
 
 
 @router.get("/healthz", response_model=Health, tags=["health"])

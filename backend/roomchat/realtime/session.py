@@ -62,7 +62,11 @@ class SocketSession:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        return next(iter(done)).result()
+        finished = next(iter(done))
+        if finished.exception() is not None:
+            log.error("socket session failed", exc_info=finished.exception())
+            return closecodes.INTERNAL_ERROR
+        return finished.result()
 
     async def _read(self) -> int | None:
         while True:
