@@ -110,7 +110,7 @@ def test_send_with_a_password_or_a_token(
 
 
 def run_roomchat(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
+    return subprocess.Popen(
         [sys.executable, "-m", "roomchat", *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
