@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from roomchat.client import (
@@ -169,7 +170,11 @@ async def test_a_consumer_too_slow_for_its_queue_is_dropped_and_catches_up(
     """The server closes a socket whose queue overflows (1013); the room resumes from since."""
     total = 60
     server = live_server(
-        send_queue_size=2, send_buffer_bytes=4096, messages_per_second=1000, message_burst=1000
+        send_queue_size=2,
+        send_buffer_bytes=4096,
+        messages_per_second=1000,
+        message_burst=1000,
+        metrics_enabled=True,
     )
     for name in ("slow", "fast"):
         await live_token(server, name)
@@ -188,6 +193,10 @@ async def test_a_consumer_too_slow_for_its_queue_is_dropped_and_catches_up(
     assert sorted(int(m.text.split()[0]) for m in received) == list(range(total))
     assert [m.id for m in received] == sorted({m.id for m in received})
     assert room.reconnects >= 1
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(f"{server.http_url}/metrics")).text
+    assert "roomchat_queue_overflows_total 0.0" not in metrics
+    assert 'roomchat_server_closes_total{code="1013"}' in metrics
 
 
 async def test_expired_token_with_credentials_logs_in_again_and_resumes(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     login_failures_per_address: int = Field(default=20, ge=1)
     login_window_seconds: float = Field(default=60, gt=0)
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
+    metrics_enabled: bool = False
+    metrics_token: SecretStr | None = None
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from roomchat import __version__
-from roomchat.api import auth, pages, rooms, ws
+from roomchat.api import auth, ops, pages, rooms, ws
 from roomchat.config import Settings
 from roomchat.db import create_engine, create_session_factory, create_tables
 from roomchat.headers import SecurityHeaders
@@ -69,6 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(rooms.router)
     app.include_router(ws.router)
     app.include_router(pages.router)
+    app.include_router(ops.router)
+    if settings.metrics_enabled:
+        app.include_router(ops.metrics_router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     return app
 

@@ -70,6 +70,7 @@ async def post_message(
     if isinstance(checked, FrameError):
         raise HTTPException(422, detail=checked.detail)
     if not services.http_posts.allow(user.username):
+        services.rooms.metrics.rate_limited.labels("http").inc()
         retry_after = str(max(1, round(1 / services.settings.messages_per_second)))
         raise HTTPException(429, detail="too many messages", headers={"Retry-After": retry_after})
     draft = store.Draft(user.user_id, user.username, checked.text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
 
@@ -12,6 +14,7 @@ from roomchat.realtime.handshake import HandshakeRefusedError, admit
 from roomchat.realtime.manager import Connection
 from roomchat.realtime.session import SocketSession, close_socket
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 
 
@@ -21,6 +24,8 @@ async def room_socket(websocket: WebSocket, room: str, services: ServicesDep) ->
     try:
         admission = await admit(websocket, room, services)
     except HandshakeRefusedError as refusal:
+        services.rooms.metrics.refused(refusal.status_code)
+        log.info("handshake refused", extra={"status": refusal.status_code, "room": room})
         await refuse(websocket, refusal)
         return
     await websocket.accept()
@@ -52,6 +57,8 @@ async def room_socket(websocket: WebSocket, room: str, services: ServicesDep) ->
 
     # 5. Out of the room (the others see it leave at once), then close if the server ends it.
     if close_code is not None:
+        services.rooms.metrics.closed(close_code)
+        log.info("closing socket", extra={"code": close_code, "room": room, "user": user})
         await close_socket(websocket, close_code)
 
 

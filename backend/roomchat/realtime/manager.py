@@ -18,6 +18,7 @@ from uuid import uuid4
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from roomchat import store
+from roomchat.metrics import Metrics, TimedQueue
 from roomchat.models import Message
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.broker import Broker, Presence
@@ -41,11 +42,11 @@ class Connection:
     room: str
     queue_size: int
     id: str = field(default_factory=lambda: uuid4().hex)
-    queue: asyncio.Queue[Outgoing] = field(init=False)
+    queue: TimedQueue[Outgoing] = field(init=False)
     dropped: asyncio.Future[int] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.queue = asyncio.Queue(maxsize=self.queue_size)
+        self.queue = TimedQueue(maxsize=self.queue_size)
         self.dropped = asyncio.get_running_loop().create_future()
 
     def offer(self, item: Outgoing) -> None:
@@ -76,7 +77,10 @@ class RoomManager:
         broker: Broker,
         presence: Presence,
         sessions: async_sessionmaker[AsyncSession],
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
+        self.metrics.watch(self.local_counts)
         self._broker = broker
         self._presence = presence
         self._sessions = sessions
@@ -139,11 +143,18 @@ class RoomManager:
         except Exception as exc:
             # No listener dies silently: its sockets close with 1011 and reconnect.
             log.exception("room listener failed; closing its sockets", extra={"room": room})
+            self.metrics.backend_errors.labels("listener").inc()
             if not subscribed.done():
                 subscribed.set_exception(exc)
             self._listeners.pop(room, None)
             for connection in tuple(self._local.get(room, ())):
                 connection.drop(closecodes.INTERNAL_ERROR)
+
+    def local_counts(self) -> tuple[int, int, int]:
+        """Sockets, rooms and members (users per room, summed) in this process."""
+        sockets = sum(len(connections) for connections in self._local.values())
+        members = sum(len({c.user for c in connections}) for connections in self._local.values())
+        return sockets, len(self._local), members
 
     async def members(self, room: str) -> list[str]:
         return await self._presence.members(room)
@@ -185,13 +196,16 @@ class RoomManager:
                 )
         except Exception as exc:
             log.warning("storing %d message(s) failed: %r", len(batch), exc)
+            self.metrics.backend_errors.labels("store").inc()
             _fail(batch, StoreUnavailableError("the message could not be stored"))
             return
+        self.metrics.messages_received.inc(len(messages))
         for index, (post, message) in enumerate(zip(batch, messages, strict=True)):
             try:
                 await self._broker.publish(room, events.message_event(message))
             except Exception as exc:
                 log.warning("publishing to a room failed: %r", exc)
+                self.metrics.backend_errors.labels("publish").inc()
                 _fail(batch[index:], StoreUnavailableError("the message could not be delivered"))
                 return
             if not post.stored.done():

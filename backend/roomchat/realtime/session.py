@@ -93,6 +93,7 @@ class SocketSession:
         elif not self._messages.take():
             if not self._strikes.take():
                 return True
+            self._rooms.metrics.rate_limited.labels("socket").inc()
             await self._reply_error("rate_limited", "slow down: too many messages")
         else:
             await self._post(frame)
@@ -116,6 +117,8 @@ class SocketSession:
                 if message_id is not None and message_id <= floor:
                     continue  # already sent in the history replay
                 await self._websocket.send_text(frame)
+                if message_id is not None:
+                    self._rooms.metrics.delivered(queue)
         except (WebSocketDisconnect, OSError):
             return None  # the client is gone: nothing left to close
 
