@@ -1,4 +1,4 @@
-"""The ``roomchat`` command line: serve, add users, and talk to a server as a client."""
+"""The roomchat command line: serve, add users, and talk to a server as a client."""
 
 from __future__ import annotations
 
@@ -123,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--username",
         help="log in as (default: ROOMCHAT_USERNAME); password: ROOMCHAT_PASSWORD or asked",
     )
-    client_options.add_argument("--token", help="an access token (default: ROOMCHAT_TOKEN)")
+    client_options.add_argument(
+        "--token", help="an access token (default: ROOMCHAT_TOKEN, which `ps` does not show)"
+    )
 
     send_parser = commands.add_parser(
         "send",
