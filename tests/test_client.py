@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -217,6 +218,25 @@ async def test_expired_token_with_credentials_logs_in_again_and_resumes(
         assert client.token != token
         await room.send("two")
         assert getattr(await next_of(room, Message), "text", None) == "two"
+
+
+async def test_a_token_that_expires_while_the_server_is_down_is_renewed_once_it_is_back(
+    live_server: Callable[..., LiveServer],
+) -> None:
+    server = live_server()
+    await live_token(server, "alice")
+    token = short_token("alice", seconds=2)
+    client = Client(server.http_url, username="alice", password=PASSWORD, token=token, backoff=FAST)
+    client.refresh_margin = 0.0
+    async with client, client.room("lobby") as room:
+        await next_of(room, Presence)
+        await asyncio.to_thread(server.stop)
+        expires_at = token_expires_at(token)
+        assert expires_at is not None
+        await asyncio.sleep(max(0.0, expires_at - time.time()) + 0.5)  # let the token expire
+        await asyncio.to_thread(server.start)  # logging in failed meanwhile: retried, not fatal
+        assert (await next_of(room, Presence)) == Presence("lobby", ("alice",))
+        assert client.token != token
 
 
 async def test_expired_token_without_credentials_is_a_clear_error(live: LiveServer) -> None:

@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from roomchat.client.errors import (
     HandshakeRefusedError,
+    HTTPError,
     RoomClosedError,
     ServerUnavailableError,
 )
@@ -53,7 +54,10 @@ class Room:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Room:
-        ws, history = await self._open()
+        try:
+            ws, history = await self._open()
+        except _Retry as exc:
+            raise ServerUnavailableError(f"joining {self.name!r}: {exc}") from None
         self._ws = ws
         self._connected.set()  # send() works at once, before the task first runs
         self._task = asyncio.create_task(self._run(ws, history), name=f"roomchat-room-{self.name}")
@@ -185,11 +189,11 @@ class Room:
     async def _reconnect(self) -> tuple[ClientConnection, dict[str, Any]]:
         backoff, failures = self._client.backoff, 0
         while True:
-            if self._client.can_log_in and self._client.token_expiring():
-                await self._client.relogin(self._client.token)
             try:
-                return await self._open()
-            except (ServerUnavailableError, _Retry) as exc:
+                return await self._open()  # logs in first when the token is expiring
+            except (ServerUnavailableError, _Retry, HTTPError) as exc:
+                if isinstance(exc, HTTPError) and not _retryable(exc.status_code):
+                    raise  # a refused handshake or login: trying again would not help
                 failures += 1
                 if backoff.exhausted(failures):
                     raise ServerUnavailableError(
@@ -221,9 +225,9 @@ class Room:
         except InvalidStatus as exc:
             status = exc.response.status_code
             detail = _body_detail(exc.response.body)
-            if 400 <= status < 500 and status not in (408, 429):
-                raise HandshakeRefusedError(status, detail, what=f"joining {self.name!r}") from None
-            raise _Retry(f"HTTP {status}") from None
+            if _retryable(status):
+                raise _Retry(f"HTTP {status}") from None
+            raise HandshakeRefusedError(status, detail, what=f"joining {self.name!r}") from None
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             # Never chain the original: some carry the URL, and the URL carries the token.
             raise ServerUnavailableError(f"joining {self.name!r}: {type(exc).__name__}") from None
@@ -234,6 +238,11 @@ class Room:
             await ws.close()
             raise _Retry(f"no history frame: {type(exc).__name__}") from None
         return ws, first
+
+
+def _retryable(status_code: int) -> bool:
+    """Busy or failing servers (5xx), throttling (429), timeouts (408): try again later."""
+    return status_code >= 500 or status_code in (408, 429)
 
 
 class _Retry(Exception):
