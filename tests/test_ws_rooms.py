@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 
 import httpx
 from jose import jwt
+from websockets.frames import Frame, Opcode
 
 from tests.conftest import TEST_SECRET, live_token
 from tests.live import LiveServer
+from tests.rawclient import RawClient
 from tests.wsclient import open_socket, recv, recv_messages, recv_type, room_url, wait_closed
 
 
@@ -206,3 +208,11 @@ async def test_sending_too_fast_gets_rate_limited_then_closed(
         await flooder.send("abuse")
     assert await wait_closed(flooder) == 1008
     await other.close()
+
+
+async def test_a_text_frame_that_is_not_utf8_closes_with_1007(live: LiveServer) -> None:
+    token = await live_token(live, "alice")
+    client = RawClient(room_url(live.ws_url, "lobby", token))
+    await client.open(live.port)
+    await client.send_raw(Frame(Opcode.TEXT, b"caf\xe9 \xff\xfe"))
+    assert await client.close_code() == 1007  # "invalid frame payload data"

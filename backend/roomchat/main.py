@@ -15,6 +15,7 @@ from roomchat.api import auth, ops, pages, rooms, ws
 from roomchat.config import Settings
 from roomchat.db import create_engine, create_session_factory, create_tables
 from roomchat.headers import SecurityHeaders
+from roomchat.known_users import KnownUsers
 from roomchat.logs import install_redaction
 from roomchat.ratelimit import KeyedRateLimiter
 from roomchat.realtime.backend import create_backend
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine=engine,
             sessions=sessions,
             hasher=hasher,
+            known_users=KnownUsers(sessions),
             rooms=room_manager,
             http_posts=KeyedRateLimiter(
                 rate=settings.messages_per_second, burst=settings.message_burst

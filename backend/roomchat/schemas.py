@@ -47,7 +47,11 @@ class MessagePage(BaseModel):
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str
+    text: str = Field(
+        min_length=1,
+        pattern=r"\S",
+        description="not blank; at most ROOMCHAT_MAX_MESSAGE_CHARS characters",
+    )
 
 
 class RoomOut(BaseModel):

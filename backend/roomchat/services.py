@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from roomchat.config import Settings
+from roomchat.known_users import KnownUsers
 from roomchat.ratelimit import KeyedRateLimiter
 from roomchat.realtime.manager import RoomManager
 from roomchat.security import PasswordHasher
@@ -20,6 +21,7 @@ class Services:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     hasher: PasswordHasher
+    known_users: KnownUsers
     rooms: RoomManager
     http_posts: KeyedRateLimiter
     login_throttle: LoginThrottle

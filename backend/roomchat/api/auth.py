@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from roomchat import accounts
+from roomchat.api.responses import MALFORMED_BODY, NOT_LOGGED_IN, THROTTLED
 from roomchat.deps import CurrentUser, ServicesDep
 from roomchat.schemas import RegisterIn, TokenOut, UserOut
 from roomchat.services import Services
 from roomchat.store import UsernameTakenError
 
 router = APIRouter(prefix="/api", tags=["auth"])
-
-
-THROTTLED: dict[int | str, dict[str, Any]] = {
-    429: {"description": "Too many failed attempts: wait Retry-After seconds"}
-}
 
 
 def client_address(request: Request) -> str:
@@ -39,7 +35,7 @@ def refuse_if_throttled(services: Services, *, address: str, username: str | Non
     "/auth/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses={409: {"description": "Username is taken"}, **THROTTLED},
+    responses={409: {"description": "Username is taken"}, **THROTTLED, **MALFORMED_BODY},
 )
 async def register(body: RegisterIn, request: Request, services: ServicesDep) -> UserOut:
     """Create an account."""
@@ -56,7 +52,11 @@ async def register(body: RegisterIn, request: Request, services: ServicesDep) ->
 @router.post(
     "/auth/token",
     response_model=TokenOut,
-    responses={401: {"description": "Incorrect username or password"}, **THROTTLED},
+    responses={
+        401: {"description": "Incorrect username or password"},
+        **THROTTLED,
+        **MALFORMED_BODY,
+    },
 )
 async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
@@ -80,7 +80,7 @@ async def token(
     return TokenOut(access_token=access_token, expires_in=expires_in)
 
 
-@router.get("/users/me", response_model=UserOut, responses={401: {"description": "Not logged in"}})
+@router.get("/users/me", response_model=UserOut, responses=NOT_LOGGED_IN)
 async def me(user: CurrentUser) -> UserOut:
     """The user the bearer token belongs to."""
     return UserOut(id=user.user_id, username=user.username)

@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from uuid import uuid4
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -26,8 +27,16 @@ from roomchat.realtime.broker.memory import KeyedLock
 
 log = logging.getLogger(__name__)
 
-#: What sits in a socket's queue: the message id (None for other events) and the frame.
-Outgoing = tuple[int | None, str]
+
+class Outgoing(NamedTuple):
+    """What sits in a socket's queue, built once per event and shared by every recipient."""
+
+    message_id: int | None  # to skip what the history replay already sent
+    asgi_message: dict[str, str]  # the ready-made ASGI ``websocket.send`` message
+
+    @classmethod
+    def of(cls, event: str) -> Outgoing:
+        return cls(events.message_id(event), {"type": "websocket.send", "text": event})
 
 
 class StoreUnavailableError(Exception):
@@ -135,7 +144,7 @@ class RoomManager:
             async with self._broker.subscribe(room) as subscription:
                 subscribed.set_result(None)
                 async for event in subscription:
-                    item = (events.message_id(event), event)
+                    item = Outgoing.of(event)
                     for connection in tuple(self._local.get(room, ())):
                         connection.offer(item)
         except asyncio.CancelledError:

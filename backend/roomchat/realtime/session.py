@@ -19,7 +19,12 @@ from roomchat.config import Settings
 from roomchat.ratelimit import TokenBucket
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.frames import ChatMessage, FrameError, Typing, parse_frame
-from roomchat.realtime.manager import Connection, RoomManager, StoreUnavailableError
+from roomchat.realtime.manager import (
+    Connection,
+    Outgoing,
+    RoomManager,
+    StoreUnavailableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,18 +112,17 @@ class SocketSession:
             await self._reply_error("store_unavailable", str(exc))
 
     async def _reply_error(self, code: str, detail: str) -> None:
-        self._connection.offer((None, events.error_event(code, detail)))
+        self._connection.offer(Outgoing.of(events.error_event(code, detail)))
 
     async def _write(self) -> int | None:
-        queue, floor = self._connection.queue, self._replayed_up_to
+        queue, floor, send = self._connection.queue, self._replayed_up_to, self._websocket.send
         try:
             while True:
-                message_id, frame = await queue.get()
-                if message_id is not None and message_id <= floor:
-                    continue  # already sent in the history replay
-                await self._websocket.send_text(frame)
-                if message_id is not None:
-                    self._rooms.metrics.delivered(queue)
+                message_id, asgi_message = await queue.get()
+                if message_id is None or message_id > floor:  # else: sent in the replay
+                    await send(asgi_message)
+                    if message_id is not None:
+                        self._rooms.metrics.delivered(queue)
         except (WebSocketDisconnect, OSError):
             return None  # the client is gone: nothing left to close
 
