@@ -46,7 +46,7 @@ async def room_socket(websocket: WebSocket, room: str, services: ServicesDep) ->
         await websocket.send_text(events.presence_event(room, await services.rooms.members(room)))
 
         # 4. Chat: read frames, write the room's events, until one side ends.
-        close_code = await SocketSession(
+        close = await SocketSession(
             websocket,
             connection=connection,
             principal=admission.principal,
@@ -56,10 +56,10 @@ async def room_socket(websocket: WebSocket, room: str, services: ServicesDep) ->
         ).run()
 
     # 5. Out of the room (the others see it leave at once), then close if the server ends it.
-    if close_code is not None:
-        services.rooms.metrics.closed(close_code)
-        log.info("closing socket", extra={"code": close_code, "room": room, "user": user})
-        await close_socket(websocket, close_code)
+    if close is not None:
+        services.rooms.metrics.closed(close.code)
+        log.info("closing socket", extra={"code": close.code, "room": room, "user": user})
+        await close_socket(websocket, close)
 
 
 async def refuse(websocket: WebSocket, refusal: HandshakeRefusedError) -> None:

@@ -53,13 +53,13 @@ class SocketSession:
         self._strikes = TokenBucket(rate=rate, burst=burst)  # too many refusals: abuse
         self._typing = TokenBucket(rate=1, burst=2)
 
-    async def run(self) -> int | None:
-        """Serve the socket until one side ends; return the close code (None: client left)."""
-        tasks: list[asyncio.Future[int | None]] = [
+    async def run(self) -> closecodes.Close | None:
+        """Serve the socket until one side ends; return how to close it (None: client left)."""
+        tasks: list[asyncio.Future[closecodes.Close | None]] = [
             asyncio.create_task(self._read()),
             asyncio.create_task(self._write()),
             asyncio.create_task(self._expire()),
-            asyncio.ensure_future(self._connection.dropped),
+            asyncio.create_task(self._dropped()),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -70,22 +70,25 @@ class SocketSession:
         finished = next(iter(done))
         if finished.exception() is not None:
             log.error("socket session failed", exc_info=finished.exception())
-            return closecodes.INTERNAL_ERROR
+            return closecodes.SERVER_ERROR
         return finished.result()
 
-    async def _read(self) -> int | None:
+    async def _dropped(self) -> closecodes.Close:
+        return closecodes.close_for(await self._connection.dropped)
+
+    async def _read(self) -> closecodes.Close | None:
         while True:
             message = await self._websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return None
             text, data = message.get("text"), message.get("bytes")
             if _too_big(text, data, self._settings.max_frame_bytes):
-                return closecodes.MESSAGE_TOO_BIG
+                return closecodes.FRAME_TOO_BIG
             if text is None:
                 await self._reply_error("binary_frame", "send text frames (JSON or plain text)")
                 continue
             if await self._handle(text):
-                return closecodes.POLICY_VIOLATION
+                return closecodes.ABUSE
 
     async def _handle(self, text: str) -> bool:
         """Act on one frame; True when the client is abusive and must be closed."""
@@ -114,7 +117,7 @@ class SocketSession:
     async def _reply_error(self, code: str, detail: str) -> None:
         self._connection.offer(Outgoing.of(events.error_event(code, detail)))
 
-    async def _write(self) -> int | None:
+    async def _write(self) -> closecodes.Close | None:
         queue, floor, send = self._connection.queue, self._replayed_up_to, self._websocket.send
         try:
             while True:
@@ -126,17 +129,18 @@ class SocketSession:
         except (WebSocketDisconnect, OSError):
             return None  # the client is gone: nothing left to close
 
-    async def _expire(self) -> int | None:
+    async def _expire(self) -> closecodes.Close:
         remaining = (self._principal.expires_at - datetime.now(UTC)).total_seconds()
         await asyncio.sleep(max(0.0, remaining))
-        return closecodes.POLICY_VIOLATION
+        return closecodes.TOKEN_EXPIRED
 
 
-async def close_socket(websocket: WebSocket, code: int) -> None:
+async def close_socket(websocket: WebSocket, close: closecodes.Close) -> None:
     """Send the close frame; a peer that stopped reading gets ``CLOSE_TIMEOUT_SECONDS``."""
+    code = close.code
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
-            await websocket.close(code)
+            await websocket.close(code, close.reason)
     except (TimeoutError, WebSocketDisconnect, OSError, RuntimeError):
         log.debug("socket closed before its close frame went out (code %d)", code)
 
