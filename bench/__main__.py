@@ -20,7 +20,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import plan, report
+from bench import plan, profile, report
 from bench.baseline_app import UVICORN_OPTIONS
 from bench.servers import REPO, ROOMCHAT_ENV, SECRET_KEY, Server, pinned
 
@@ -40,9 +40,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--server-cpu", type=int, default=0, help="core for the server")
     parser.add_argument("--load-cpu", type=int, default=1, help="core for the load generator")
     parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample roomchat with py-spy during each run (figures of those runs are perturbed)",
+    )
+    parser.add_argument(
         "--baseline-ws", default=UVICORN_OPTIONS["ws"], help="uvicorn ws implementation"
     )
     args = parser.parse_args(argv)
+    args.results = (args.json.parent if args.json else REPO / "bench" / "results").resolve()
+    args.results.mkdir(parents=True, exist_ok=True)
     args.scenarios = [s.strip() for s in args.scenario.split(",") if s.strip()]
     for name in args.scenarios:
         plan.jobs(name, quick=False)  # refuses an unknown name early
@@ -59,8 +66,14 @@ def run_job(job: plan.Job, target: str, args: argparse.Namespace) -> dict[str, A
         seed_users=plan.usernames(job.users) if target == "roomchat" else [],
     )
     began = time.monotonic()
+    spy = None
     try:
         server.start()
+        if args.profile and target == "roomchat":
+            profile_path = (
+                args.results / f"profile-{job.name.replace('/', '-')}-{int(time.time())}.txt"
+            )
+            spy = profile.start(server.pid, profile_path, args.load_cpu)
         spec = {
             "scenario": job.scenario,
             "target": target,
@@ -92,6 +105,9 @@ def run_job(job: plan.Job, target: str, args: argparse.Namespace) -> dict[str, A
     except (subprocess.TimeoutExpired, RuntimeError, OSError, ValueError) as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
     finally:
+        if spy is not None:
+            profile.stop(spy)
+            print(profile.summary(profile_path, top=15))
         log = server.stop()
         noisy = [line for line in log.splitlines() if "Traceback" in line or "ERROR" in line]
         if noisy:
@@ -116,6 +132,7 @@ def meta(args: argparse.Namespace) -> dict[str, Any]:
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit,
         "quick": args.quick,
+        "profiled": args.profile,
         "repeat": args.repeat,
         "cores": os.cpu_count(),
         "server_cpu": args.server_cpu,
@@ -178,8 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     print(report.health_table(runs))
     print(f"load average after: {' '.join(f'{x:.2f}' for x in info['loadavg_after'])}")
 
-    path = args.json or REPO / "bench" / "results" / f"bench-{int(time.time())}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = args.json or args.results / f"bench-{int(time.time())}.json"
     path.write_text(json.dumps({"meta": info, "summary": rows, "runs": raw}, indent=2) + "\n")
     print(f"JSON: {path}")
 
