@@ -40,6 +40,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--server-cpu", type=int, default=0, help="core for the server")
     parser.add_argument("--load-cpu", type=int, default=1, help="core for the load generator")
     parser.add_argument(
+        "--no-ceiling",
+        dest="ceiling",
+        action="store_false",
+        help="skip the raw picows broadcast server in fanout (the practical ceiling)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="sample roomchat with py-spy during each run (figures of those runs are perturbed)",
@@ -80,6 +86,7 @@ def run_job(job: plan.Job, target: str, args: argparse.Namespace) -> dict[str, A
             "port": server.port,
             "server_pid": server.pid,
             "server_core": args.server_cpu,
+            "load_core": args.load_cpu,
             "secret": SECRET_KEY,
             "params": job.params,
         }
@@ -111,7 +118,12 @@ def run_job(job: plan.Job, target: str, args: argparse.Namespace) -> dict[str, A
         log = server.stop()
         noisy = [line for line in log.splitlines() if "Traceback" in line or "ERROR" in line]
         if noisy:
-            print(f"    {target} logged {len(noisy)} error line(s), e.g. {noisy[0][:160]}")
+            saved = (
+                args.results
+                / f"server-{job.name.replace('/', '-')}-{target}-{int(time.time())}.log"
+            )
+            saved.write_text(log)
+            print(f"    {target} logged {len(noisy)} error line(s): see {saved}")
         print(f"    {job.name:<13} {target:<9} {time.monotonic() - began:5.1f} s")
 
 
@@ -177,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"repetition {rep + 1}/{args.repeat}")
         for scenario in args.scenarios:
             for job in plan.jobs(scenario, quick=args.quick):
-                for target in order:
+                targets = [*order, "ceiling"] if args.ceiling and scenario == "fanout" else order
+                for target in targets:
                     result = run_job(job, target, args)
                     if "error" in result:
                         print(f"    ! {job.name} {target}: {result['error'][:600]}")
@@ -190,13 +203,18 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(f"roomchat vs baseline ({reps}; ratio = roomchat ÷ baseline, same run):")
     print(report.table(rows))
+    top = report.ceiling(runs)
+    if top is not None:
+        print(report.ceiling_line(top))
     print()
     print("Was the server the bottleneck? (medians over the measured windows)")
     print(report.health_table(runs))
     print(f"load average after: {' '.join(f'{x:.2f}' for x in info['loadavg_after'])}")
 
     path = args.json or args.results / f"bench-{int(time.time())}.json"
-    path.write_text(json.dumps({"meta": info, "summary": rows, "runs": raw}, indent=2) + "\n")
+    path.write_text(
+        json.dumps({"meta": info, "summary": rows, "ceiling": top, "runs": raw}, indent=2) + "\n"
+    )
     print(f"JSON: {path}")
 
 

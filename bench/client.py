@@ -184,6 +184,30 @@ class Connector:
         )
 
 
+async def reopen_dropped(
+    connector: Connector,
+    plan: list[tuple[str, str]],
+    members: list[Member],
+    on_message: OnMessage,
+    on_other: OnOther = no_other,
+) -> list[int | None]:
+    """Reopen the sockets the server closed while the room filled; return their close codes.
+
+    A server may drop early members while hundreds join at once (roomchat: their queues
+    overflow with join events, 1013). The run goes on with every member connected, and the
+    drops are reported as a figure of their own.
+    """
+    codes: list[int | None] = []
+    for index, member in enumerate(members):
+        if member.closed.done():
+            codes.append(member.closed.result())
+            room, user = plan[index]
+            members[index] = await connector.open(room, user, index, on_message, on_other)
+    if codes:
+        await settle()
+    return codes
+
+
 async def close_all(members: list[Member], timeout: float = 10.0) -> None:
     for member in members:
         member.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ class Context:
     secret: str
     params: dict[str, Any]
     server_core: int | None = None
+    load_core: int | None = None
     auth: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -33,19 +35,39 @@ class Context:
     def rss(self) -> int:
         return rss_bytes(self.server_pid)
 
-    def server_cpu(self) -> CpuMeter:
-        return CpuMeter(self.server_pid, self.server_core)
+    def meters(self) -> Meters:
+        return Meters(self)
 
 
-class LoadCpu:
-    """CPU used by this (load) process over a window, as a share of its one core."""
+class Meters:
+    """CPU over a measured window, of the server and of this (load) process, and their cores."""
 
-    def __init__(self) -> None:
-        self._cpu = time.process_time()
+    def __init__(self, ctx: Context) -> None:
+        self._server = CpuMeter(ctx.server_pid, ctx.server_core)
+        self._load = CpuMeter(os.getpid(), ctx.load_core)
+        self._times = os.times()
         self._wall = time.monotonic()
 
-    def share(self) -> float:
-        return (time.process_time() - self._cpu) / max(1e-9, time.monotonic() - self._wall)
+    def start(self) -> None:
+        now = self._wall = time.monotonic()
+        self._server.start(now)
+        self._load.start(now)
+        self._times = os.times()
+
+    def figures(self) -> dict[str, float | None]:
+        now = time.monotonic()
+        server, server_irq, server_others = self._server.shares(now)
+        load, _, load_others = self._load.shares(now)
+        times = os.times()
+        wall = max(1e-9, now - self._wall)
+        return {
+            "server_cpu": server,
+            "server_core_irq": server_irq,
+            "server_core_stolen": server_others,
+            "load_cpu": load,
+            "load_cpu_system": (times.system - self._times.system) / wall,
+            "load_core_stolen": load_others,
+        }
 
 
 async def sleep_until(deadline: float) -> None:
@@ -55,4 +77,4 @@ async def sleep_until(deadline: float) -> None:
         await asyncio.sleep(delay)
 
 
-__all__ = ["Context", "LoadCpu", "cpu_seconds", "sleep_until"]
+__all__ = ["Context", "Meters", "cpu_seconds", "sleep_until"]

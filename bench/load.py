@@ -27,6 +27,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         secret=spec["secret"],
         params=spec["params"],
         server_core=spec.get("server_core"),
+        load_core=spec.get("load_core"),
     )
     scenario = importlib.import_module(f"bench.scenarios.{spec['scenario']}")
     result: dict[str, Any] = await scenario.run(ctx)

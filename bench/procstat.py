@@ -24,42 +24,46 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def core_busy_seconds(core: int) -> float:
-    """Time core ``core`` ran tasks (user, nice, system) or lost to the hypervisor (steal).
+def core_seconds(core: int) -> tuple[float, float]:
+    """Core ``core``'s time so far: (running tasks or stolen by the hypervisor, in interrupts).
 
-    Interrupt and softirq time is left out: on loopback it is mostly our own sockets' work.
+    Interrupt and softirq time is not charged to any process; on loopback it is mostly
+    the kernel moving our own sockets' packets, on the core of the process that sent them.
     """
     with open("/proc/stat", encoding="ascii") as stat:
         for line in stat:
             if line.startswith(f"cpu{core} "):
-                user, nice, system, _idle, _iowait, _irq, _softirq, steal = (
+                user, nice, system, _idle, _iowait, irq, softirq, steal = (
                     int(value) for value in line.split()[1:9]
                 )
-                return (user + nice + system + steal) / _TICKS
+                return (user + nice + system + steal) / _TICKS, (irq + softirq) / _TICKS
     raise RuntimeError(f"no core {core} in /proc/stat")
 
 
 class CpuMeter:
-    """Over a window: the server's CPU as a share of one core, and what others took of its core.
+    """Over a window: a process's CPU, its core's interrupt time, and what others took.
 
-    ``stolen`` is the share of the server's core that other processes used meanwhile (other
-    people's test suites on a shared machine): when it is high, the figures are noisy.
+    All three are shares of one core. ``others`` is what other processes used of the
+    process's core meanwhile (other people's test suites on a shared machine): when it
+    is high, the figures are noisy. ``irq`` is mostly the kernel's loopback work.
     """
 
     def __init__(self, pid: int, core: int | None) -> None:
         self._pid = pid
         self._core = core
-        self._cpu = self._busy = self._wall = 0.0
+        self._cpu = self._busy = self._irq = self._wall = 0.0
 
     def start(self, now: float) -> None:
         self._cpu, self._wall = cpu_seconds(self._pid), now
-        self._busy = core_busy_seconds(self._core) if self._core is not None else 0.0
+        if self._core is not None:
+            self._busy, self._irq = core_seconds(self._core)
 
-    def shares(self, now: float) -> tuple[float, float | None]:
-        """``(server_cpu, stolen)`` since ``start``."""
+    def shares(self, now: float) -> tuple[float, float | None, float | None]:
+        """``(cpu, irq, others)`` since ``start``."""
         elapsed = max(1e-9, now - self._wall)
         used = cpu_seconds(self._pid) - self._cpu
         if self._core is None:
-            return used / elapsed, None
-        busy = core_busy_seconds(self._core) - self._busy
-        return used / elapsed, max(0.0, busy - used) / elapsed
+            return used / elapsed, None, None
+        busy, irq = core_seconds(self._core)
+        others = max(0.0, busy - self._busy - used)
+        return used / elapsed, (irq - self._irq) / elapsed, others / elapsed

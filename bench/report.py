@@ -40,10 +40,12 @@ FIGURES = [
     Figure("fanout", "p50_ms", "latency p50 (ms)"),
     Figure("fanout", "p99_ms", "latency p99 (ms)"),
     Figure("fanout", "lost", "lost (all receivers)", "0", _roomchat(lambda v: v == 0)),
+    Figure("fanout", "dropped_while_joining", "receivers dropped while 500 joined"),
     Figure("rooms", "p99_ms", "latency p99 (ms)", "≤ 1× baseline", _at_most(1.0)),
     Figure("rooms", "p50_ms", "latency p50 (ms)"),
     Figure("rooms", "deliveries_per_s", "deliveries/s"),
     Figure("rooms", "lost", "lost", "0", _roomchat(lambda v: v == 0)),
+    Figure("rooms", "dropped_while_joining", "members dropped while joining"),
     Figure("connect", "connects_per_s", "connects/s", "≥ 1× baseline", _at_least(1.0)),
     Figure("connect", "rss_per_socket_kib", "RSS per idle socket (KiB)", "≤ 1×", _at_most(1.0)),
     Figure("connect", "connect_p99_ms", "handshake→ready p99 (ms)"),
@@ -141,6 +143,33 @@ def summarize(runs: Runs) -> list[dict[str, Any]]:
     return rows
 
 
+def ceiling(runs: Runs) -> dict[str, Any] | None:
+    """The raw picows broadcast server's fanout figures, against the baseline's."""
+    results = [r for r in runs.get(("fanout", "ceiling"), []) if "error" not in r]
+    if not results:
+        return None
+    value = median([r.get("deliveries_per_s") for r in results])
+    base = figure_value(runs, FIGURES[0], "baseline")
+    ours = figure_value(runs, FIGURES[0], "roomchat")
+    return {
+        "deliveries_per_s": value,
+        "vs_baseline": ratio(value, base if isinstance(base, float) else None),
+        "roomchat_share_of_ceiling": ratio(ours if isinstance(ours, float) else None, value),
+        "load_cpu": median([r.get("load_cpu") for r in results]),
+    }
+
+
+def ceiling_line(summary: dict[str, Any] | None) -> str:
+    if summary is None:
+        return ""
+    return (
+        f"fanout ceiling: a raw picows broadcast server (bench/ceiling_app.py) took "
+        f"{fmt(summary['deliveries_per_s'])} deliveries/s = {fmt(summary['vs_baseline'])}x the "
+        f"baseline, with the load at {fmt(100 * (summary['load_cpu'] or 0))}% CPU; roomchat "
+        f"reached {fmt(100 * (summary['roomchat_share_of_ceiling'] or 0))}% of it."
+    )
+
+
 def fmt(value: Any) -> str:
     if value is None:
         return "—"
@@ -177,7 +206,16 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def health_table(runs: Runs) -> str:
     """Was the server the bottleneck? Its CPU, what others took of its core, the load's CPU."""
-    head = ["run", "server", "server CPU", "others on its core", "load CPU", "reps"]
+    head = [
+        "run",
+        "server",
+        "server CPU",
+        "+ kernel irq",
+        "others on its core",
+        "load CPU",
+        "others on load core",
+        "reps",
+    ]
     body = []
     for (job, target), results in sorted(runs.items()):
         ok = [r for r in results if "error" not in r]
@@ -188,10 +226,9 @@ def health_table(runs: Runs) -> str:
 
         errors = len(results) - len(ok)
         reps = f"{len(ok)}" + (f" ({errors} failed)" if errors else "")
-        body.append(
-            [job, target, share("server_cpu"), share("server_core_stolen"), share("load_cpu"), reps]
-        )
-    return _markdown(head, body, right={2, 3, 4})
+        keys = ["server_cpu", "server_core_irq", "server_core_stolen", "load_cpu"]
+        body.append([job, target, *(share(k) for k in keys), share("load_core_stolen"), reps])
+    return _markdown(head, body, right={2, 3, 4, 5, 6})
 
 
 def _markdown(head: list[str], body: list[list[str]], right: set[int]) -> str:

@@ -66,7 +66,7 @@ def pinned(cpu: int | None, command: list[str]) -> list[str]:
 class Server:
     """One server process under test."""
 
-    target: str  # "roomchat" or "baseline"
+    target: str  # "roomchat", "baseline" or "ceiling"
     cpu: int | None
     baseline_ws: str = "websockets-sansio"
     seed_users: list[str] = field(default_factory=list)
@@ -97,8 +97,11 @@ class Server:
             env = {**os.environ, **{name: value for name, (value, _) in ROOMCHAT_ENV.items()}}
             env["ROOMCHAT_DATABASE_URL"] = f"sqlite+aiosqlite:///{self.database}"
             env["ROOMCHAT_DATA_DIR"] = str(self.workdir / "data")
-        else:
+        elif self.target == "baseline":
             command = [python, "-m", "bench.baseline_app", *host_port, "--ws", self.baseline_ws]
+            env = {**os.environ, "PYTHONPATH": str(REPO)}
+        else:
+            command = [python, "-m", "bench.ceiling_app", *host_port]
             env = {**os.environ, "PYTHONPATH": str(REPO)}
         log = (self.workdir / "server.log").open("wb")
         self.process = subprocess.Popen(
@@ -119,6 +122,10 @@ class Server:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"{self.target} exited early:\n{self.output()}")
             try:
+                if self.target == "ceiling":  # no HTTP routes: a TCP connect will do
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                    self._check_listener()
+                    return
                 with urllib.request.urlopen(url, timeout=1) as answer:
                     if answer.status == 200:
                         self._check_listener()

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from bench.client import Member, close_all, settle
-from bench.context import Context, LoadCpu
+from bench.context import Context
 from bench.stats import latency_summary_ms
 
 
@@ -51,12 +51,12 @@ async def run(ctx: Context) -> dict[str, Any]:
             failures += 1
             return None
 
-    server_cpu, load_cpu = ctx.server_cpu(), LoadCpu()
     start = time.monotonic()
-    server_cpu.start(start)
+    meters = ctx.meters()
+    meters.start()
     opened = await asyncio.gather(*(one(i) for i in range(sockets)))
     elapsed = time.monotonic() - start
-    (cpu_share, stolen), load_share = server_cpu.shares(time.monotonic()), load_cpu.share()
+    cpu = meters.figures()
     members = [m for m in opened if m is not None]
     times = [m.connect_ns for m in members]
     settled = await settle(quiet=1.0)
@@ -75,7 +75,5 @@ async def run(ctx: Context) -> dict[str, Any]:
         "server_rss_open_mib": rss_open / 2**20,
         "settle_s": settled,
         "close_s": time.monotonic() - started_close,
-        "server_cpu": cpu_share,
-        "server_core_stolen": stolen,
-        "load_cpu": load_share,
+        **cpu,
     }

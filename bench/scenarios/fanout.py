@@ -13,8 +13,8 @@ import gc
 import time
 from typing import Any
 
-from bench.client import Member, bench_text, close_all, settle
-from bench.context import Context, LoadCpu
+from bench.client import Member, bench_text, close_all, reopen_dropped, settle
+from bench.context import Context
 from bench.stats import latency_summary_ms
 
 
@@ -61,6 +61,7 @@ async def run(ctx: Context) -> dict[str, Any]:
     members = await connector.open_all(plan, on_message)
     sender = await connector.open("fanout", "bench-sender", 0, ignore)
     settled = await settle()  # roomchat: every join event delivered before the clock starts
+    dropped = await reopen_dropped(connector, plan, members, on_message)
 
     async def until_complete(seq: int, timeout: float) -> bool:
         """Wait until every receiver has message ``seq``; False after ``timeout``."""
@@ -79,15 +80,13 @@ async def run(ctx: Context) -> dict[str, Any]:
     seq = 0
     start = time.monotonic()
     measure_from, measure_to = start + warmup, start + warmup + duration
-    server_cpu = ctx.server_cpu()
-    load_cpu = LoadCpu()
+    meters = ctx.meters()
     rss_before = ctx.rss()
     while True:
         now = time.monotonic()
         if not measuring and now >= measure_from:
             measuring = True
-            server_cpu.start(now)
-            load_cpu = LoadCpu()
+            meters.start()
         elif now >= measure_to:
             break
         if seq >= window and not await until_complete(seq - window, 10):
@@ -97,7 +96,7 @@ async def run(ctx: Context) -> dict[str, Any]:
         seq += 1
     measuring = False
     elapsed = time.monotonic() - measure_from
-    (cpu_share, stolen), load_share = server_cpu.shares(time.monotonic()), load_cpu.share()
+    cpu = meters.figures()
     rss_after = ctx.rss()
     await until_complete(seq - 1, 10)
     gc.enable()
@@ -111,12 +110,12 @@ async def run(ctx: Context) -> dict[str, Any]:
         "receivers": receivers,
         "window": window,
         "settle_s": settled,
+        "dropped_while_joining": len(dropped),
+        "dropped_codes": dropped,
         "lost": lost,
         "out_of_order": disorder,
         "closed_early": closed_early,
-        "server_cpu": cpu_share,
-        "server_core_stolen": stolen,
-        "load_cpu": load_share,
+        **cpu,
         "server_rss_mib": rss_after / 2**20,
         "server_rss_growth_mib": (rss_after - rss_before) / 2**20,
     }

@@ -15,8 +15,8 @@ import random
 import time
 from typing import Any
 
-from bench.client import Member, bench_text, close_all, settle
-from bench.context import Context, LoadCpu, sleep_until
+from bench.client import Member, bench_text, close_all, reopen_dropped, settle
+from bench.context import Context, sleep_until
 from bench.stats import latency_summary_ms
 
 
@@ -49,8 +49,10 @@ async def run(ctx: Context) -> dict[str, Any]:
             latencies.append(now - sent)
 
     plan = [(f"room{i // size:04d}", f"bench{i:05d}") for i in range(total)]
-    members = await ctx.connector().open_all(plan, on_message)
+    connector = ctx.connector()
+    members = await connector.open_all(plan, on_message)
     settled = await settle()
+    dropped = await reopen_dropped(connector, plan, members, on_message)
 
     rng = random.Random(7)
     start = time.monotonic()
@@ -58,7 +60,7 @@ async def run(ctx: Context) -> dict[str, Any]:
     heapq.heapify(schedule)
     sent_by = [0] * total
     measure_from, measure_to = start + warmup, start + warmup + duration
-    server_cpu, load_cpu = ctx.server_cpu(), LoadCpu()
+    meters = ctx.meters()
     lag_ns: list[int] = []  # how late the load sent against its schedule (load health)
     gc.disable()
     while True:
@@ -67,8 +69,7 @@ async def run(ctx: Context) -> dict[str, Any]:
             break
         if not measuring and due >= measure_from:
             measuring = True
-            server_cpu.start(time.monotonic())
-            load_cpu = LoadCpu()
+            meters.start()
         await sleep_until(due)
         lag_ns.append(int((time.monotonic() - due) * 1e9))
         members[index].send(bench_text(index % size, sent_by[index], text_bytes))
@@ -76,7 +77,7 @@ async def run(ctx: Context) -> dict[str, Any]:
         heapq.heapreplace(schedule, (due + 1 / rate, index))
     elapsed = time.monotonic() - measure_from
     measuring = False
-    (cpu_share, stolen), load_share = server_cpu.shares(time.monotonic()), load_cpu.share()
+    cpu = meters.figures()
     expected_total = sum(sent_by) * size
     deadline = time.monotonic() + 10
     while sum(received) < expected_total and time.monotonic() < deadline:
@@ -93,8 +94,8 @@ async def run(ctx: Context) -> dict[str, Any]:
         "closed_early": closed_early,
         "send_lag_p99_ms": latency_summary_ms(lag_ns)["p99_ms"],
         "settle_s": settled,
-        "server_cpu": cpu_share,
-        "server_core_stolen": stolen,
-        "load_cpu": load_share,
+        "dropped_while_joining": len(dropped),
+        "dropped_codes": dropped,
+        **cpu,
         "server_rss_mib": ctx.rss() / 2**20,
     }

@@ -17,8 +17,8 @@ from typing import Any
 
 import psutil
 
-from bench.client import Member, bench_text, close_all, now_ns, settle
-from bench.context import Context, LoadCpu, sleep_until
+from bench.client import Member, bench_text, close_all, now_ns, reopen_dropped, settle
+from bench.context import Context, sleep_until
 from bench.stats import percentile
 from bench.stuck import StuckClient
 
@@ -59,6 +59,8 @@ async def run(ctx: Context) -> dict[str, Any]:
     plan = [("slow", f"bench{i:05d}") for i in range(receivers)]
     members = await connector.open_all(plan, on_message, on_other)
     sender = await connector.open("slow", "bench-sender", 0, ignore)
+    await settle()
+    dropped = await reopen_dropped(connector, plan, members, on_message, on_other)
     stuck = None
     if with_stuck:
         stuck = StuckClient(ctx.port, connector.url("slow", STUCK_USER).split(ctx.ws_url, 1)[1])
@@ -88,18 +90,18 @@ async def run(ctx: Context) -> dict[str, Any]:
     watcher = asyncio.create_task(watch(stop_watching))
     await asyncio.sleep(0.3)
     rss_start = ctx.rss()
-    server_cpu, load_cpu = ctx.server_cpu(), LoadCpu()
+    meters = ctx.meters()
     gc.disable()
     start = time.monotonic()
     start_ns = now_ns()
-    server_cpu.start(start)
+    meters.start()
     count = int(duration * rate)
     send_times: list[int] = []
     for seq in range(count):
         await sleep_until(start + seq / rate)
         send_times.append(now_ns())
         sender.send(bench_text(0, seq, text_bytes))
-    (cpu_share, stolen), load_share = server_cpu.shares(time.monotonic()), load_cpu.share()
+    cpu = meters.figures()
     rss_end = ctx.rss()
 
     async def drained(timeout: float) -> bool:
@@ -145,9 +147,8 @@ async def run(ctx: Context) -> dict[str, Any]:
         "rss_start_mib": rss_start / 2**20,
         "rss_peak_mib": rss_peak / 2**20,
         "settle_s": settled,
-        "server_cpu": cpu_share,
-        "server_core_stolen": stolen,
-        "load_cpu": load_share,
+        "dropped_while_joining": len(dropped),
+        **cpu,
     }
     if stuck is not None:
         if closed_ns is not None and closed_ns >= read_again_ns:

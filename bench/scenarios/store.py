@@ -14,8 +14,8 @@ import gc
 import time
 from typing import Any
 
-from bench.client import Member, bench_text, close_all, settle
-from bench.context import Context, LoadCpu
+from bench.client import Member, bench_text, close_all, reopen_dropped, settle
+from bench.context import Context
 
 
 async def run(ctx: Context) -> dict[str, Any]:
@@ -46,8 +46,10 @@ async def run(ctx: Context) -> dict[str, Any]:
             sent[index] += 1
 
     plan = [(f"store{i:03d}", f"bench{i:05d}") for i in range(senders)]
-    members = await ctx.connector().open_all(plan, on_message)
+    connector = ctx.connector()
+    members = await connector.open_all(plan, on_message)
     settled = await settle()
+    dropped = await reopen_dropped(connector, plan, members, on_message)
 
     gc.disable()
     sending = True
@@ -56,15 +58,15 @@ async def run(ctx: Context) -> dict[str, Any]:
             member.send(bench_text(member.index, sent[member.index], text_bytes))
             sent[member.index] += 1
     await asyncio.sleep(warmup)
-    server_cpu, load_cpu = ctx.server_cpu(), LoadCpu()
+    meters = ctx.meters()
     measuring = True
     start = time.monotonic()
-    server_cpu.start(start)
+    meters.start()
     await asyncio.sleep(duration)
     measuring = False
     elapsed = time.monotonic() - start
     sending = False
-    (cpu_share, stolen), load_share = server_cpu.shares(time.monotonic()), load_cpu.share()
+    cpu = meters.figures()
     deadline = time.monotonic() + 10
     while sum(echoed) < sum(sent) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
@@ -81,7 +83,6 @@ async def run(ctx: Context) -> dict[str, Any]:
         "senders": senders,
         "window": window,
         "settle_s": settled,
-        "server_cpu": cpu_share,
-        "server_core_stolen": stolen,
-        "load_cpu": load_share,
+        "dropped_while_joining": len(dropped),
+        **cpu,
     }
