@@ -9,7 +9,9 @@ Run by ``python -m bench --ceiling`` (fanout only): ``python -m bench.ceiling_ap
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import signal
 
 import uvloop
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
@@ -48,9 +50,18 @@ def listener(request: WSUpgradeRequest) -> Member | None:
 
 
 async def serve(host: str, port: int) -> None:
+    """Serve until SIGINT or SIGTERM, as uvicorn does."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     server = await ws_create_server(listener, host, port)
     async with server:
-        await server.serve_forever()
+        await stop.wait()
+        server.close()
+        for members in ROOMS.values():
+            for transport in members:
+                transport.disconnect(graceful=False)
 
 
 def main() -> None:

@@ -49,8 +49,8 @@ def jobs(scenario: str, *, quick: bool) -> list[Job]:
         return [Job("connect", "", params, users=params["sockets"], timeout=240)]
     if scenario == "slow":
         base = {"receivers": 50, "text_bytes": 8192, "rate": 200, "slice_s": 2.0}
-        stuck = base | {"duration_s": 6.0 if quick else 20.0, "stuck": True}
-        control = base | {"duration_s": 2.0 if quick else 8.0, "stuck": False}
+        stuck = base | {"duration_s": 5.0 if quick else 20.0, "stuck": True}
+        control = base | {"duration_s": 2.0 if quick else 6.0, "stuck": False}
         return [
             Job("slow", "stuck", stuck, users=50, timeout=120),
             Job("slow", "control", control, users=50, timeout=120),
