@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from roomchat.config import Settings
 from roomchat.main import create_app
+from tests import services
 from tests.live import LiveServer
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -42,9 +43,61 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)
 
 
+def require_redis() -> None:
+    require_service(services.redis_available(), f"Redis is not reachable at {services.REDIS_URL}")
+
+
+def require_postgres() -> None:
+    require_service(
+        services.postgres_available(), f"PostgreSQL is not reachable at {services.POSTGRES_URL}"
+    )
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+def redis_prefix() -> Iterator[str]:
+    """A key and channel prefix of this test's own on the shared Redis, deleted after."""
+    require_redis()
+    prefix = services.unique_prefix()
+    yield prefix
+    services.delete_prefix(prefix)
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A database migrated once per run, which each test's database copies."""
+    require_postgres()
+    name = services.database_name("template")
+    url = services.create_database(name)
+    services.run_sync(lambda: services.migrate(url))
+    yield name
+    services.drop_database(name)
+
+
+@pytest.fixture
+def postgres_url(postgres_template: str) -> Iterator[str]:
+    """A PostgreSQL database of this test's own (schema at head), dropped after."""
+    name = services.database_name("test")
+    url = services.create_database(name, template=postgres_template)
+    yield url
+    services.drop_database(name)
+
+
+@pytest.fixture(params=["embedded", "scaled"])
+def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings for the two ways to run: SQLite and memory, or PostgreSQL and Redis.
+
+    Every test that builds its app from ``settings`` or ``live_server`` runs on both.
+    """
+    if request.param == "embedded":
+        return {}
+    prefix: str = request.getfixturevalue("redis_prefix")
+    database_url: str = request.getfixturevalue("postgres_url")
+    return {"database_url": database_url, "redis_url": services.REDIS_URL, "redis_prefix": prefix}
+
+
+@pytest.fixture
+def settings(tmp_path: Path, backend: dict[str, Any]) -> Settings:
+    return make_settings(tmp_path, **backend)
 
 
 @pytest.fixture
@@ -89,7 +142,7 @@ def user_token(client: httpx.AsyncClient) -> Callable[[str], Any]:
 
 
 @pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+def live_server(tmp_path: Path, backend: dict[str, Any]) -> Iterator[Callable[..., LiveServer]]:
     """``live_server(**settings_overrides)`` starts a real uvicorn; all stop at teardown."""
     servers: list[LiveServer] = []
 
@@ -100,7 +153,7 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
         **overrides: Any,
     ) -> LiveServer:
         server = LiveServer(
-            make_settings(tmp_path, **overrides),
+            make_settings(tmp_path, **(backend | overrides)),
             send_buffer_bytes=send_buffer_bytes,
             **(uvicorn_options or {}),
         )

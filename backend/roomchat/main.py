@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from roomchat import __version__
@@ -17,6 +18,7 @@ from roomchat.db import create_engine, create_session_factory, create_tables
 from roomchat.logs import install_redaction
 from roomchat.ratelimit import KeyedRateLimiter
 from roomchat.realtime.backend import create_backend
+from roomchat.realtime.broker import BrokerUnavailableError
 from roomchat.realtime.manager import RoomManager
 from roomchat.security import PasswordHasher, load_or_create_secret_key
 from roomchat.services import Services
@@ -61,12 +63,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(title="roomchat", version=__version__, lifespan=lifespan)
+    app.add_exception_handler(BrokerUnavailableError, backend_unavailable)
     app.include_router(auth.router)
     app.include_router(rooms.router)
     app.include_router(ws.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     return app
+
+
+async def backend_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """Redis is away (presence cannot be read): 503, and the client tries again."""
+    log.warning("answered 503: %s", exc)
+    return JSONResponse(
+        {"detail": "the chat backend is unavailable; try again shortly"},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
 
 
 app = create_app()

@@ -63,6 +63,12 @@ class Health(BaseModel):
     status: str
 
 
+class Readiness(BaseModel):
+    status: Literal["ok", "degraded"]
+    checks: dict[str, Literal["ok", "unavailable"]]
+    worker: int = Field(description="the serving process's id")
+
+
 def format_ts(moment: datetime) -> str:
     """``2026-01-01T00:00:00.000Z``: UTC, milliseconds."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
