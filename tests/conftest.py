@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -43,13 +44,19 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)
 
 
+@functools.cache
+def _reachable(service: str) -> bool:
+    probe = services.redis_available if service == "redis" else services.postgres_available
+    return probe()
+
+
 def require_redis() -> None:
-    require_service(services.redis_available(), f"Redis is not reachable at {services.REDIS_URL}")
+    require_service(_reachable("redis"), f"Redis is not reachable at {services.REDIS_URL}")
 
 
 def require_postgres() -> None:
     require_service(
-        services.postgres_available(), f"PostgreSQL is not reachable at {services.POSTGRES_URL}"
+        _reachable("postgres"), f"PostgreSQL is not reachable at {services.POSTGRES_URL}"
     )
 
 
@@ -176,3 +183,13 @@ async def live_token(server: LiveServer, username: str) -> str:
     async with httpx.AsyncClient(base_url=server.http_url) as client:
         await register(client, username)
         return await login(client, username)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[services.PrivateRedis]:
+    """A redis-server of this test's own, to stop and start again; killed at teardown."""
+    require_service(services.PrivateRedis.binary is not None, "redis-server is not installed")
+    server = services.PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()

@@ -11,6 +11,7 @@ seconds notices a connection that hangs instead of closing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -102,6 +103,7 @@ class RedisBroker:
         # that comes before one of them belongs to an earlier subscription, not the new one.
         self._unsubscribing: dict[str, int] = {}
         self._closing = False
+        self._started = asyncio.Event()  # connected at least once
         self._reader = asyncio.create_task(self._run(), name="roomchat-redis-subscriber")
 
     # -- the Broker protocol ----------------------------------------------------------
@@ -153,6 +155,10 @@ class RedisBroker:
 
     async def _confirm(self, entry: _Channel, subscription: RedisSubscription) -> None:
         """Wait until the channel is subscribed; while Redis is away, owe a GAP instead."""
+        if not self._started.is_set():  # just started: give the first connection a moment
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._subscribe_timeout):
+                    await self._started.wait()
         if self._connection is not None:
             try:
                 async with asyncio.timeout(self._subscribe_timeout):
@@ -220,6 +226,7 @@ class RedisBroker:
         if self._channels:
             async with self._send_lock:
                 await connection.send_command("SUBSCRIBE", *self._channels, check_health=False)
+        self._started.set()
         log.info("Redis subscriber connected (%d rooms)", len(self._channels))
         alive = asyncio.Event()
         async with asyncio.TaskGroup() as tasks:
