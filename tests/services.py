@@ -161,10 +161,11 @@ def settings_for(redis_url: str, prefix: str, **extra: Any) -> dict[str, Any]:
 
 async def migrate(url: str) -> None:
     """Bring a database's schema to head."""
-    from roomchat.db import create_engine, create_tables
+    from roomchat.db import create_engine
+    from roomchat.db import migrate as apply_migrations
 
     engine = create_engine(url)
     try:
-        await create_tables(engine)
+        await apply_migrations(engine)
     finally:
         await engine.dispose()

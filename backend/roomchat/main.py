@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from roomchat import __version__
 from roomchat.api import auth, pages, rooms, ws
 from roomchat.config import Settings
-from roomchat.db import create_engine, create_session_factory, create_tables
+from roomchat.db import create_engine, create_session_factory, prepare_schema
 from roomchat.logs import install_redaction
 from roomchat.ratelimit import KeyedRateLimiter
 from roomchat.realtime.backend import create_backend
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             secret.get_secret_value() if secret else load_or_create_secret_key(settings.data_dir)
         )
         engine = create_engine(settings.database_url)
-        await create_tables(engine)
+        await prepare_schema(engine)
         sessions = create_session_factory(engine)
         hasher = PasswordHasher(concurrency=settings.password_hash_concurrency)
         broker, presence = create_backend(settings)
