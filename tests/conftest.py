@@ -89,6 +89,20 @@ def postgres_url(postgres_template: str) -> Iterator[str]:
     services.drop_database(name)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``@pytest.mark.embedded_only`` tests depend on one process's timing: not re-run scaled."""
+    deselected = [
+        item
+        for item in items
+        if item.get_closest_marker("embedded_only")
+        and getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("backend") == "scaled"  # type: ignore[attr-defined]
+    ]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]
+
+
 @pytest.fixture(params=["embedded", "scaled"])
 def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Settings for the two ways to run: SQLite and memory, or PostgreSQL and Redis.

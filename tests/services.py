@@ -137,7 +137,7 @@ class PrivateRedis:
         assert self.binary is not None
         command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
-        self._process = subprocess.Popen(  # noqa: S603 (our own arguments)
+        self._process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + START_TIMEOUT

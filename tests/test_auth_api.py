@@ -96,7 +96,7 @@ async def test_me_requires_a_valid_bearer_token(
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-async def test_healthz_and_placeholder_page(client: httpx.AsyncClient) -> None:
+async def test_healthz_and_page(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     page = await client.get("/")
     assert page.status_code == 200

@@ -65,9 +65,7 @@ def workers(tmp_path: Path, postgres_url: str, redis_prefix: str) -> Iterator[Wo
     }
     command = [sys.executable, "-m", "roomchat", "serve", "--workers", "2", "--port", str(port)]
     log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(  # noqa: S603 (our own command)
-        command, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
-    )
+    process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     server = Workers(port, redis_prefix)
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -93,7 +91,7 @@ def _ready_worker(url: str) -> set[int]:
         response = httpx.get(f"{url}/readyz", timeout=2)
     except httpx.HTTPError:
         return set()
-    return {response.json()["worker"]} if response.status_code == 200 else set()
+    return {int(response.headers["x-roomchat-worker"])} if response.status_code == 200 else set()
 
 
 async def test_twenty_sockets_over_two_workers_are_one_room(workers: Workers) -> None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from jose import jwt
+from sqlalchemy import text
 from websockets.exceptions import InvalidStatus
 
+from roomchat.db import create_engine
 from tests.conftest import TEST_SECRET, live_token
 from tests.live import LiveServer
+from tests.test_tokens import bad_tokens
 from tests.wsclient import open_socket, recv, room_url
 
 
@@ -71,3 +75,24 @@ async def test_a_minted_token_is_accepted(live: LiveServer) -> None:
     minted = jwt.encode({"sub": "alice", "iat": now, "exp": now + 60}, TEST_SECRET)
     async with await open_socket(room_url(live.ws_url, "lobby", minted)) as ws:
         assert (await recv(ws))["type"] == "history"
+
+
+@pytest.mark.parametrize("kind", list(bad_tokens()))
+async def test_every_wrong_token_shape_is_refused_at_the_handshake(
+    live: LiveServer, kind: str
+) -> None:
+    await live_token(live, "alice")
+    token = bad_tokens()[kind]
+    assert await refused_status(room_url(live.ws_url, "lobby", token)) == 401
+
+
+async def test_a_deleted_users_token_is_refused_on_sockets_and_http(live: LiveServer) -> None:
+    token = await live_token(live, "zed")
+    engine = create_engine(live.settings.database_url)  # SQLite or PostgreSQL
+    async with engine.begin() as connection:
+        await connection.execute(text("DELETE FROM users WHERE username = 'zed'"))
+    await engine.dispose()
+    assert await refused_status(room_url(live.ws_url, "lobby", token)) == 401
+    async with httpx.AsyncClient(base_url=live.http_url) as client:
+        me = await client.get("/api/users/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 401

@@ -7,11 +7,23 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 from jose import jwt
+from websockets.exceptions import InvalidStatus
+from websockets.frames import Frame, Opcode
 
 from tests.conftest import TEST_SECRET, live_token
 from tests.live import LiveServer
-from tests.wsclient import open_socket, recv, recv_messages, recv_type, room_url, wait_closed
+from tests.rawclient import RawClient
+from tests.wsclient import (
+    open_socket,
+    recv,
+    recv_messages,
+    recv_type,
+    room_url,
+    wait_close_frame,
+    wait_closed,
+)
 
 
 async def join(server: LiveServer, room: str, token: str, since: int | None = None):  # type: ignore[no-untyped-def]
@@ -128,6 +140,7 @@ async def test_bad_frames_get_error_frames_and_the_socket_stays_open(live: LiveS
         "{not json": "bad_json",
         "{}": "unknown_type",
         '{"type": "dance"}': "unknown_type",
+        '{"type": ["message"]}': "unknown_type",
         '{"type": "message"}': "bad_text",
         '{"type": "message", "text": 5}': "bad_text",
         '{"type": "message", "text": "   "}': "empty_text",
@@ -177,7 +190,10 @@ async def test_a_socket_is_closed_with_1008_when_its_token_expires(live: LiveSer
     now = int(datetime.now(UTC).timestamp())
     short = jwt.encode({"sub": "alice", "iat": now, "exp": now + 2}, TEST_SECRET)
     ws, _, _ = await join(live, "lobby", short)
-    assert await wait_closed(ws, timeout=10) == 1008
+    assert await wait_close_frame(ws, timeout=10) == (1008, "token expired")
+    with pytest.raises(InvalidStatus) as refused:  # and not one moment longer
+        await open_socket(room_url(live.ws_url, "lobby", short))
+    assert refused.value.response.status_code == 401
 
 
 async def test_server_shutdown_closes_sockets_with_a_restart_code(live: LiveServer) -> None:
@@ -203,5 +219,14 @@ async def test_sending_too_fast_gets_rate_limited_then_closed(
     assert received == ["ok 0", "ok 1", "ok 2", "bob is not limited by alice"]
     for _ in range(3):
         await flooder.send("abuse")
-    assert await wait_closed(flooder) == 1008
+    code, reason = await wait_close_frame(flooder)
+    assert (code, reason) == (1008, "too many messages: slow down")
     await other.close()
+
+
+async def test_a_text_frame_that_is_not_utf8_closes_with_1007(live: LiveServer) -> None:
+    token = await live_token(live, "alice")
+    client = RawClient(room_url(live.ws_url, "lobby", token))
+    await client.open(live.port)
+    await client.send_raw(Frame(Opcode.TEXT, b"caf\xe9 \xff\xfe"))
+    assert await client.close_code() == 1007  # "invalid frame payload data"

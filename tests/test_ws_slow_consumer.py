@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from tests.conftest import live_token
 from tests.live import LiveServer
-from tests.stuckclient import StuckClient
+from tests.rawclient import RawClient
 from tests.wsclient import open_socket, recv, recv_type, room_url
 
 TEXT = "z" * 3000
@@ -27,7 +27,7 @@ async def test_a_member_that_never_reads_is_dropped_and_the_room_keeps_flowing(
     stuck_token = await live_token(server, "stuck")
     friend_token = await live_token(server, "friend")
 
-    stuck = StuckClient(room_url(server.ws_url, "lobby", stuck_token))
+    stuck = RawClient(room_url(server.ws_url, "lobby", stuck_token))
     await stuck.open(server.port)
     talker = await open_socket(room_url(server.ws_url, "lobby", talker_token), max_queue=None)
     friend = await open_socket(room_url(server.ws_url, "lobby", friend_token))

@@ -44,9 +44,17 @@ async def recv_messages(ws: ClientConnection, count: int) -> list[dict[str, Any]
 
 async def wait_closed(ws: ClientConnection, timeout: float = TIMEOUT) -> int | None:
     """Read (and drop) frames until the server closes; return the close code."""
+    code, _ = await wait_close_frame(ws, timeout)
+    return code
+
+
+async def wait_close_frame(
+    ws: ClientConnection, timeout: float = TIMEOUT
+) -> tuple[int | None, str]:
+    """Read (and drop) frames until the server closes; return its close code and reason."""
     async with asyncio.timeout(timeout):
         try:
             while True:
                 await ws.recv()
         except ConnectionClosed as closed:
-            return closed.rcvd.code if closed.rcvd else None
+            return (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (None, "")

@@ -49,8 +49,8 @@ async def authenticate(services: Services, token: str | None) -> Principal:
     if not token:
         raise InvalidTokenError("no token")
     claims = decode_access_token(token, secret_key=services.secret_key)
-    async with services.sessions() as session:
-        user = await store.get_user(session, username=claims.subject)
+    user = await services.known_users.find(claims.subject)
     if user is None:
         raise InvalidTokenError("sub is not a registered user")
-    return Principal(user_id=user.id, username=user.username, expires_at=claims.expires_at)
+    user_id, username = user
+    return Principal(user_id=user_id, username=username, expires_at=claims.expires_at)

@@ -1,17 +1,25 @@
-"""The ``roomchat`` command line."""
+"""The roomchat command line: serve, add users, and talk to a server as a client."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
 import sys
+from collections.abc import Callable, Sequence
 
 import uvicorn
 
-from roomchat.config import Settings
+from roomchat.client import Client, RoomchatError
+from roomchat.config import ClientSettings, Settings
 from roomchat.server import uvicorn_options
 
 
-def serve(args: argparse.Namespace) -> None:
+class CommandError(Exception):
+    """A failure to report in one line, with exit status 1."""
+
+
+def serve(args: argparse.Namespace) -> int:
     settings = Settings()
     uvicorn.run(
         "roomchat.main:app",
@@ -20,12 +28,66 @@ def serve(args: argparse.Namespace) -> None:
         workers=args.workers,
         **uvicorn_options(settings),
     )
+    return 0
 
 
-def migrate(_args: argparse.Namespace) -> None:
+def user_add(args: argparse.Namespace) -> int:
+    from roomchat.store import UsernameTakenError
+    from roomchat.users import InvalidUserError, add_user
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"Password for {args.name}: ")
+        if getpass.getpass("Repeat the password: ") != password:
+            raise CommandError("the passwords do not match")
+    try:
+        user = asyncio.run(add_user(Settings(), username=args.name, password=password))
+    except (InvalidUserError, UsernameTakenError) as exc:
+        raise CommandError(str(exc)) from None
+    print(f"created user {user.username} (id {user.id})")
+    return 0
+
+
+def send(args: argparse.Namespace) -> int:
+    async def post() -> None:
+        async with client_from(args) as client:
+            message = await client.post(args.room, args.text)
+        print(f"sent message {message.id} to {message.room}")
+
+    asyncio.run(post())
+    return 0
+
+
+def chat(args: argparse.Namespace) -> int:
+    from roomchat.client.terminal import chat as run_chat
+
+    async def talk() -> int:
+        async with client_from(args) as client:
+            return await run_chat(client, args.room)
+
+    return asyncio.run(talk())
+
+
+def client_from(args: argparse.Namespace) -> Client:
+    """A client from the options, else ``ROOMCHAT_URL``/``_USERNAME``/``_PASSWORD``/``_TOKEN``."""
+    env = ClientSettings()
+    url = args.url or env.url
+    token = args.token or (env.token.get_secret_value() if env.token else None)
+    username = args.username or env.username
+    password = env.password.get_secret_value() if env.password else None
+    if username and password is None and token is None:
+        password = getpass.getpass(f"Password for {username}: ")
+    if token is None and not username:
+        raise CommandError(
+            "give --username (the password is asked, or read from ROOMCHAT_PASSWORD) "
+            "or --token (or set ROOMCHAT_USERNAME or ROOMCHAT_TOKEN)"
+        )
+    return Client(url, username=username, password=password, token=token)
+
+
+def migrate(_args: argparse.Namespace) -> int:
     """Apply the migrations to ROOMCHAT_DATABASE_URL."""
-    import asyncio
-
     from sqlalchemy.engine import make_url
 
     from roomchat.db import create_engine
@@ -43,12 +105,16 @@ def migrate(_args: argparse.Namespace) -> None:
     asyncio.run(run())
     url = make_url(settings.database_url).render_as_string(hide_password=True)
     print(f"roomchat: {url} is at the latest migration")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="roomchat", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="serve the chat server (as `make run`)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve_parser = commands.add_parser(
+        "serve", help="serve the chat server (as `make run`)", description="Serve the chat server."
+    )
     serve_parser.add_argument("--host", default="127.0.0.1")
     serve_parser.add_argument("--port", type=int, default=8000)
     serve_parser.add_argument("--workers", type=int, default=1)
@@ -57,13 +123,69 @@ def build_parser() -> argparse.ArgumentParser:
         "migrate", help="apply the database migrations to ROOMCHAT_DATABASE_URL"
     )
     migrate_parser.set_defaults(handler=migrate)
+
+    user_parser = commands.add_parser(
+        "user", help="manage users in the configured database", description="Manage users."
+    )
+    user_commands = user_parser.add_subparsers(
+        dest="user_command", required=True, metavar="COMMAND"
+    )
+    add_parser = user_commands.add_parser(
+        "add",
+        help="create a user (asks for the password twice)",
+        description="Create a user directly in ROOMCHAT_DATABASE_URL (the server need not run).",
+    )
+    add_parser.add_argument("name", help="3-32 of A-Z a-z 0-9 _ . -")
+    add_parser.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    add_parser.set_defaults(handler=user_add)
+
+    client_options = argparse.ArgumentParser(add_help=False)
+    client_options.add_argument(
+        "--url", help="the server (default: ROOMCHAT_URL, else http://127.0.0.1:8000)"
+    )
+    client_options.add_argument(
+        "--username",
+        help="log in as (default: ROOMCHAT_USERNAME); password: ROOMCHAT_PASSWORD or asked",
+    )
+    client_options.add_argument(
+        "--token", help="an access token (default: ROOMCHAT_TOKEN, which `ps` does not show)"
+    )
+
+    send_parser = commands.add_parser(
+        "send",
+        parents=[client_options],
+        help="post one message to a room",
+        description="Post one message to a room over HTTP.",
+    )
+    send_parser.add_argument("room")
+    send_parser.add_argument("text")
+    send_parser.set_defaults(handler=send)
+
+    chat_parser = commands.add_parser(
+        "chat",
+        parents=[client_options],
+        help="chat in a room in this terminal",
+        description="Chat in a room: incoming messages above, a prompt below. "
+        "/who lists who is online, /quit or Ctrl-D leaves.",
+    )
+    chat_parser.add_argument("room")
+    chat_parser.set_defaults(handler=chat)
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.handler(args)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except (CommandError, RoomchatError) as exc:
+        print(f"roomchat {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

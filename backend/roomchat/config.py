@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -31,7 +31,13 @@ class Settings(BaseSettings):
     max_frame_bytes: int = Field(default=65536, ge=256)
     send_queue_size: int = Field(default=256, ge=1)
     password_hash_concurrency: int = Field(default=2, ge=1)
+    login_failures_per_user: int = Field(default=5, ge=1)
+    login_failures_per_address: int = Field(default=20, ge=1)
+    login_window_seconds: float = Field(default=60, gt=0)
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
+    metrics_enabled: bool = False
+    metrics_token: SecretStr | None = None
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -47,3 +53,16 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("ROOMCHAT_SECRET_KEY must be at least 32 characters long")
         return value
+
+
+class ClientSettings(BaseSettings):
+    """What ``roomchat send`` and ``roomchat chat`` read when no option is given."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ROOMCHAT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    url: str = "http://127.0.0.1:8000"
+    username: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None

@@ -1,9 +1,12 @@
-"""Logging set-up, with a filter that keeps tokens out of every log line."""
+"""Logging set-up: one line per event (key=value or JSON), and never a token in it."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from datetime import UTC, datetime
+from typing import Any
 
 _TOKEN_IN_TEXT = re.compile(r"((?:access_)?token=)[^&\s\"']+", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
@@ -37,3 +40,94 @@ def install_redaction() -> None:
         for handler in logger.handlers:
             if _filter not in handler.filters:
                 handler.addFilter(_filter)
+
+
+# -- one line per event ------------------------------------------------------------------
+
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",  # uvicorn's coloured copy of the message
+}
+
+
+class StructuredFormatter(logging.Formatter):
+    """``ts``, ``level``, ``logger``, ``msg``, any ``extra={…}`` fields, and ``exc``.
+
+    uvicorn's access lines also get ``client``, ``method``, ``path`` and ``status``. Every
+    value is redacted (not only the message), so no token leaves, whatever field it hid in.
+    """
+
+    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        moment = datetime.fromtimestamp(record.created, UTC)
+        fields: dict[str, Any] = {
+            "ts": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        args = record.args
+        if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
+            client, method, path, _version, status = args
+            fields.update(client=client, method=method, path=path, status=status)
+        for key, value in vars(record).items():
+            if key not in _RECORD_FIELDS and not key.startswith("_"):
+                fields[key] = value
+        if record.exc_info:
+            fields["exc"] = self.formatException(record.exc_info)
+        return {key: _redacted(value) for key, value in fields.items()}
+
+
+class KeyValueFormatter(StructuredFormatter):
+    """``key=value`` pairs; a value with spaces, quotes or newlines is a JSON string."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        pairs = (f"{key}={_value(value)}" for key, value in self.fields(record).items())
+        return " ".join(pairs)
+
+
+class JsonFormatter(StructuredFormatter):
+    """One JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(self.fields(record), ensure_ascii=False)
+
+
+def _redacted(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(str(value))
+
+
+def _value(value: Any) -> str:
+    text = str(value)
+    if text and not any(ch in text for ch in ' "=\\') and text.isprintable():
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def logging_config(*, log_format: str, log_level: str) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` for uvicorn and roomchat, shaped like uvicorn's own."""
+    formatter = JsonFormatter if log_format == "json" else KeyValueFormatter
+    handler = {
+        "class": "logging.StreamHandler",
+        "formatter": "line",
+        "filters": ["redact"],
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact": {"()": RedactTokens}},
+        "formatters": {"line": {"()": formatter}},
+        "handlers": {
+            "default": handler | {"stream": "ext://sys.stderr"},
+            "access": handler | {"stream": "ext://sys.stdout"},
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+            "roomchat": {"handlers": ["default"], "level": log_level.upper()},
+        },
+    }

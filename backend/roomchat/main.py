@@ -12,9 +12,11 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from roomchat import __version__
-from roomchat.api import auth, pages, rooms, ws
+from roomchat.api import auth, ops, pages, rooms, ws
 from roomchat.config import Settings
 from roomchat.db import create_engine, create_session_factory, prepare_schema
+from roomchat.headers import SecurityHeaders
+from roomchat.known_users import KnownUsers
 from roomchat.logs import install_redaction
 from roomchat.ratelimit import KeyedRateLimiter
 from roomchat.realtime.backend import create_backend
@@ -22,6 +24,7 @@ from roomchat.realtime.broker import BrokerUnavailableError
 from roomchat.realtime.manager import RoomManager
 from roomchat.security import PasswordHasher, load_or_create_secret_key
 from roomchat.services import Services
+from roomchat.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +51,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine=engine,
             sessions=sessions,
             hasher=hasher,
+            known_users=KnownUsers(sessions),
             rooms=room_manager,
             http_posts=KeyedRateLimiter(
                 rate=settings.messages_per_second, burst=settings.message_burst
             ),
+            login_throttle=LoginThrottle(settings),
         )
         try:
             yield {"services": services}
@@ -64,10 +69,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="roomchat", version=__version__, lifespan=lifespan)
     app.add_exception_handler(BrokerUnavailableError, backend_unavailable)
+    app.add_middleware(SecurityHeaders)
     app.include_router(auth.router)
     app.include_router(rooms.router)
     app.include_router(ws.router)
     app.include_router(pages.router)
+    app.include_router(ops.router)
+    if settings.metrics_enabled:
+        app.include_router(ops.metrics_router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     return app
 

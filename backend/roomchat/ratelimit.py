@@ -3,45 +3,69 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+
+Clock = Callable[[], float]
 
 
 class TokenBucket:
     """Allows ``burst`` actions at once, then ``rate`` per second on average."""
 
-    __slots__ = ("_burst", "_rate", "_stamp", "_tokens")
+    __slots__ = ("_burst", "_clock", "_rate", "_stamp", "_tokens")
 
-    def __init__(self, *, rate: float, burst: int) -> None:
+    def __init__(self, *, rate: float, burst: int, clock: Clock = time.monotonic) -> None:
         self._rate = rate
         self._burst = float(burst)
         self._tokens = float(burst)
-        self._stamp = time.monotonic()
+        self._clock = clock
+        self._stamp = clock()
 
-    def take(self) -> bool:
-        now = time.monotonic()
+    def _refill(self) -> None:
+        now = self._clock()
         self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
+
+    def take(self) -> bool:
+        self._refill()
         if self._tokens >= 1:
             self._tokens -= 1
             return True
         return False
 
+    def wait_time(self) -> float:
+        """Seconds until ``take`` would succeed (0 when it would now)."""
+        self._refill()
+        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self._rate
+
     @property
     def full(self) -> bool:
-        elapsed = time.monotonic() - self._stamp
-        return self._tokens + elapsed * self._rate >= self._burst
+        self._refill()
+        return self._tokens >= self._burst
 
 
 class KeyedRateLimiter:
     """One bucket per key (a user, an address); idle full buckets are forgotten."""
 
-    def __init__(self, *, rate: float, burst: int, max_keys: int = 10_000) -> None:
-        self._rate, self._burst, self._max_keys = rate, burst, max_keys
+    def __init__(
+        self, *, rate: float, burst: int, max_keys: int = 10_000, clock: Clock = time.monotonic
+    ) -> None:
+        self._rate, self._burst, self._max_keys, self._clock = rate, burst, max_keys, clock
         self._buckets: dict[str, TokenBucket] = {}
 
-    def allow(self, key: str) -> bool:
+    def _bucket(self, key: str) -> TokenBucket:
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= self._max_keys:
                 self._buckets = {k: b for k, b in self._buckets.items() if not b.full}
-            bucket = self._buckets[key] = TokenBucket(rate=self._rate, burst=self._burst)
-        return bucket.take()
+            bucket = TokenBucket(rate=self._rate, burst=self._burst, clock=self._clock)
+            self._buckets[key] = bucket
+        return bucket
+
+    def allow(self, key: str) -> bool:
+        """Take one action's worth for ``key``; False when it has none left."""
+        return self._bucket(key).take()
+
+    def retry_after(self, key: str) -> float:
+        """Seconds until ``key`` may act again, without taking anything."""
+        bucket = self._buckets.get(key)
+        return 0.0 if bucket is None else bucket.wait_time()

@@ -47,7 +47,11 @@ class MessagePage(BaseModel):
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str
+    text: str = Field(
+        min_length=1,
+        pattern=r"\S",
+        description="not blank; at most ROOMCHAT_MAX_MESSAGE_CHARS characters",
+    )
 
 
 class RoomOut(BaseModel):
@@ -61,12 +65,6 @@ class MembersOut(BaseModel):
 
 class Health(BaseModel):
     status: str
-
-
-class Readiness(BaseModel):
-    status: Literal["ok", "degraded"]
-    checks: dict[str, Literal["ok", "unavailable"]]
-    worker: int = Field(description="the serving process's id")
 
 
 def format_ts(moment: datetime) -> str:

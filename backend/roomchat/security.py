@@ -100,6 +100,8 @@ def decode_access_token(token: str, *, secret_key: str) -> TokenClaims:
     if not isinstance(issued, int | float) or not isinstance(expires, int | float):
         raise InvalidTokenError("iat and exp must be numbers")
     now = datetime.now(UTC).timestamp()
+    if expires <= now:  # jose compares whole seconds; a socket closes at the exact instant
+        raise InvalidTokenError("expired")
     if issued > now + IAT_LEEWAY_SECONDS:
         raise InvalidTokenError("iat is in the future")
     return TokenClaims(

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from roomchat.config import Settings
+from roomchat.known_users import KnownUsers
 from roomchat.ratelimit import KeyedRateLimiter
 from roomchat.realtime.manager import RoomManager
 from roomchat.security import PasswordHasher
+from roomchat.throttle import LoginThrottle
 
 
 @dataclass(slots=True)
@@ -19,5 +21,7 @@ class Services:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     hasher: PasswordHasher
+    known_users: KnownUsers
     rooms: RoomManager
     http_posts: KeyedRateLimiter
+    login_throttle: LoginThrottle

@@ -101,17 +101,17 @@ async def list_messages(
     before: int | None = None,
     after: int | None = None,
 ) -> list[Message]:
-    """A page of a room's messages, oldest first.
+    """A page of a room's messages, oldest first, between the ids given.
 
-    With ``after``, the first ``limit`` messages after that id (recovery, paging forward);
-    otherwise the last ``limit`` messages, before ``before`` when given.
+    With ``after``, the first ``limit`` messages after it (paging forward); otherwise the
+    last ``limit`` messages (paging back). ``before`` bounds either from above.
     """
     statement = select(Message).where(Message.room == room)
+    if before is not None:
+        statement = statement.where(Message.id < before)
     if after is not None:
         statement = statement.where(Message.id > after).order_by(Message.id).limit(limit)
         return list((await session.execute(statement)).scalars())
-    if before is not None:
-        statement = statement.where(Message.id < before)
     statement = statement.order_by(Message.id.desc()).limit(limit)
     return list(reversed((await session.execute(statement)).scalars().all()))
 

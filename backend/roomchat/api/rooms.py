@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi.exceptions import RequestValidationError
 
 from roomchat import store
+from roomchat.api.responses import MALFORMED_BODY, NOT_LOGGED_IN, THROTTLED
 from roomchat.deps import CurrentUser, ServicesDep
 from roomchat.realtime import events
 from roomchat.realtime.frames import FrameError, check_text
@@ -20,9 +22,7 @@ from roomchat.schemas import (
     RoomOut,
 )
 
-router = APIRouter(
-    prefix="/api/rooms", tags=["rooms"], responses={401: {"description": "Not logged in"}}
-)
+router = APIRouter(prefix="/api/rooms", tags=["rooms"], responses=NOT_LOGGED_IN)
 
 RoomName = Annotated[str, Path(pattern=ROOM_PATTERN, description="1-64 of A-Z a-z 0-9 _ -")]
 
@@ -46,9 +46,10 @@ async def list_messages(
     before: Annotated[int | None, Query(ge=0)] = None,
     after: Annotated[int | None, Query(ge=0)] = None,
 ) -> MessagePage:
-    """A page of history, oldest first: the latest, or ``before`` / ``after`` an id."""
-    if before is not None and after is not None:
-        raise HTTPException(422, detail="give before or after, not both")
+    """A page of history, oldest first: the latest, or ``before`` / ``after`` an id.
+
+    Given both, the page holds the first messages after ``after`` that are before ``before``.
+    """
     async with services.sessions() as session:
         messages = await store.list_messages(
             session, room=room, limit=limit, before=before, after=after
@@ -60,7 +61,11 @@ async def list_messages(
     "/{room}/messages",
     status_code=status.HTTP_201_CREATED,
     response_model=MessageOut,
-    responses={429: {"description": "Too many messages"}, 503: {"description": "Store down"}},
+    responses={
+        **THROTTLED,
+        **MALFORMED_BODY,
+        503: {"description": "The message could not be stored or delivered"},
+    },
 )
 async def post_message(
     room: RoomName, body: MessageIn, user: CurrentUser, services: ServicesDep
@@ -68,8 +73,10 @@ async def post_message(
     """Post a message; every socket in the room receives it."""
     checked = check_text(body.text, max_chars=services.settings.max_message_chars)
     if isinstance(checked, FrameError):
-        raise HTTPException(422, detail=checked.detail)
+        error = {"type": checked.code, "loc": ("body", "text"), "msg": checked.detail}
+        raise RequestValidationError([{**error, "input": body.text}])
     if not services.http_posts.allow(user.username):
+        services.rooms.metrics.rate_limited.labels("http").inc()
         retry_after = str(max(1, round(1 / services.settings.messages_per_second)))
         raise HTTPException(429, detail="too many messages", headers={"Retry-After": retry_after})
     draft = store.Draft(user.user_id, user.username, checked.text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
 
@@ -12,6 +14,7 @@ from roomchat.realtime.handshake import HandshakeRefusedError, admit
 from roomchat.realtime.manager import Connection
 from roomchat.realtime.session import SocketSession, close_socket
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 
 
@@ -21,6 +24,8 @@ async def room_socket(websocket: WebSocket, room: str, services: ServicesDep) ->
     try:
         admission = await admit(websocket, room, services)
     except HandshakeRefusedError as refusal:
+        services.rooms.metrics.refused(refusal.status_code)
+        log.info("handshake refused", extra={"status": refusal.status_code, "room": room})
         await refuse(websocket, refusal)
         return
     await websocket.accept()
@@ -41,7 +46,7 @@ async def room_socket(websocket: WebSocket, room: str, services: ServicesDep) ->
         await websocket.send_text(events.presence_event(room, await services.rooms.members(room)))
 
         # 4. Chat: read frames, write the room's events, until one side ends.
-        close_code = await SocketSession(
+        close = await SocketSession(
             websocket,
             connection=connection,
             principal=admission.principal,
@@ -51,8 +56,10 @@ async def room_socket(websocket: WebSocket, room: str, services: ServicesDep) ->
         ).run()
 
     # 5. Out of the room (the others see it leave at once), then close if the server ends it.
-    if close_code is not None:
-        await close_socket(websocket, close_code)
+    if close is not None:
+        services.rooms.metrics.closed(close.code)
+        log.info("closing socket", extra={"code": close.code, "room": room, "user": user})
+        await close_socket(websocket, close)
 
 
 async def refuse(websocket: WebSocket, refusal: HandshakeRefusedError) -> None:

@@ -41,7 +41,7 @@ def parse_frame(raw: str, *, max_chars: int) -> ClientFrame | FrameError:
     if not isinstance(frame, dict):
         return FrameError("bad_json", "a frame starting with '{' must be a JSON object")
     kind = frame.get("type")
-    if kind not in _FIELDS:
+    if not isinstance(kind, str) or kind not in _FIELDS:
         return FrameError("unknown_type", f"expected type 'message' or 'typing', got {kind!r}")
     unknown = sorted(set(frame) - _FIELDS[kind])
     if unknown:

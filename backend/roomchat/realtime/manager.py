@@ -21,11 +21,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from uuid import uuid4
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from roomchat import store
+from roomchat.metrics import Metrics, TimedQueue
 from roomchat.models import Message
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.broker import Broker, BrokerUnavailableError, Gap, Presence
@@ -33,8 +35,17 @@ from roomchat.realtime.broker.memory import KeyedLock
 
 log = logging.getLogger(__name__)
 
-#: What sits in a socket's queue: the message id (None for other events) and the frame.
-Outgoing = tuple[int | None, str]
+
+class Outgoing(NamedTuple):
+    """What sits in a socket's queue, built once per event and shared by every recipient."""
+
+    message_id: int | None  # to skip what the history replay already sent
+    asgi_message: dict[str, str]  # the ready-made ASGI ``websocket.send`` message
+
+    @classmethod
+    def of(cls, event: str) -> Outgoing:
+        return cls(events.message_id(event), {"type": "websocket.send", "text": event})
+
 
 #: Most messages a listener fetches to fill a gap; past that its sockets reconnect (1012).
 CATCH_UP_LIMIT = 1000
@@ -60,11 +71,11 @@ class Connection:
     room: str
     queue_size: int
     id: str = field(default_factory=lambda: uuid4().hex)
-    queue: asyncio.Queue[Outgoing] = field(init=False)
+    queue: TimedQueue[Outgoing] = field(init=False)
     dropped: asyncio.Future[int] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.queue = asyncio.Queue(maxsize=self.queue_size)
+        self.queue = TimedQueue(maxsize=self.queue_size)
         self.dropped = asyncio.get_running_loop().create_future()
 
     def offer(self, item: Outgoing) -> None:
@@ -102,7 +113,10 @@ class RoomManager:
         broker: Broker,
         presence: Presence,
         sessions: async_sessionmaker[AsyncSession],
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
+        self.metrics.watch(self.local_counts)
         self._broker = broker
         self._presence = presence
         self._sessions = sessions
@@ -168,6 +182,7 @@ class RoomManager:
         except Exception as exc:
             # No listener dies silently: its sockets close with 1011 and reconnect.
             log.exception("room listener failed; closing its sockets", extra={"room": room})
+            self.metrics.backend_errors.labels("listener").inc()
             if not subscribed.done():
                 subscribed.set_exception(exc)
             self._listeners.pop(room, None)
@@ -176,7 +191,7 @@ class RoomManager:
     async def _route(self, room: str, cursor: _Cursor, payload: str) -> None:
         previous_id, frame = events.unwrap(payload)
         if previous_id is None:
-            self._fan_out(room, (None, frame))
+            self._fan_out(room, frame)
             return
         message_id = events.message_id(frame)
         if message_id is None or message_id <= cursor.last:
@@ -185,7 +200,7 @@ class RoomManager:
             await self._catch_up(room, cursor)  # the one before it never came: fetch it
             if message_id <= cursor.last:
                 return
-        self._fan_out(room, (message_id, frame))
+        self._fan_out(room, frame)
         cursor.last = message_id
 
     async def _catch_up(self, room: str, cursor: _Cursor) -> None:
@@ -201,10 +216,11 @@ class RoomManager:
                 self._drop_all(room, closecodes.SERVICE_RESTART)
                 return
         for message in missed:
-            self._fan_out(room, (message.id, events.message_event(message)))
+            self._fan_out(room, events.message_event(message))
             cursor.last = message.id
 
-    def _fan_out(self, room: str, item: Outgoing) -> None:
+    def _fan_out(self, room: str, frame: str) -> None:
+        item = Outgoing.of(frame)  # built once, shared by every socket
         for connection in tuple(self._local.get(room, ())):
             connection.offer(item)
 
@@ -212,15 +228,22 @@ class RoomManager:
         for connection in tuple(self._local.get(room, ())):
             connection.drop(code)
 
+    def local_counts(self) -> tuple[int, int, int]:
+        """Sockets, rooms and members (users per room, summed) in this process."""
+        sockets = sum(len(connections) for connections in self._local.values())
+        members = sum(len({c.user for c in connections}) for connections in self._local.values())
+        return sockets, len(self._local), members
+
     async def members(self, room: str) -> list[str]:
         return await self._presence.members(room)
 
     async def online(self) -> dict[str, int]:
         return await self._presence.rooms()
 
-    async def ping(self) -> None:
-        """Raise ``BrokerUnavailableError`` unless the broker answers (readiness)."""
-        await self._broker.ping()
+    @property
+    def broker_connected(self) -> bool:
+        """False while the broker reconnects (readiness)."""
+        return self._broker.connected
 
     # -- events -----------------------------------------------------------------------
 
@@ -265,8 +288,10 @@ class RoomManager:
                 )
         except Exception as exc:
             log.warning("storing %d message(s) failed: %r", len(batch), exc)
+            self.metrics.backend_errors.labels("store").inc()
             _fail(batch, StoreUnavailableError("the message could not be stored"))
             return
+        self.metrics.messages_received.inc(len(stored.messages))
         previous_id = stored.previous_id
         for message in sorted(stored.messages, key=lambda m: m.id):
             try:
@@ -275,6 +300,7 @@ class RoomManager:
                 # Stored, so not lost: listeners fetch it when the broker is back (a gap)
                 # or when the next message names it as its predecessor.
                 log.warning("message %d stored but not published: %s", message.id, exc)
+                self.metrics.backend_errors.labels("publish").inc()
                 break
             previous_id = message.id
         for post, message in zip(batch, stored.messages, strict=True):

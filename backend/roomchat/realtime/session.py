@@ -19,7 +19,12 @@ from roomchat.config import Settings
 from roomchat.ratelimit import TokenBucket
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.frames import ChatMessage, FrameError, Typing, parse_frame
-from roomchat.realtime.manager import Connection, RoomManager, StoreUnavailableError
+from roomchat.realtime.manager import (
+    Connection,
+    Outgoing,
+    RoomManager,
+    StoreUnavailableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +53,13 @@ class SocketSession:
         self._strikes = TokenBucket(rate=rate, burst=burst)  # too many refusals: abuse
         self._typing = TokenBucket(rate=1, burst=2)
 
-    async def run(self) -> int | None:
-        """Serve the socket until one side ends; return the close code (None: client left)."""
-        tasks: list[asyncio.Future[int | None]] = [
+    async def run(self) -> closecodes.Close | None:
+        """Serve the socket until one side ends; return how to close it (None: client left)."""
+        tasks: list[asyncio.Future[closecodes.Close | None]] = [
             asyncio.create_task(self._read()),
             asyncio.create_task(self._write()),
             asyncio.create_task(self._expire()),
-            asyncio.ensure_future(self._connection.dropped),
+            asyncio.create_task(self._dropped()),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -62,21 +67,28 @@ class SocketSession:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        return next(iter(done)).result()
+        finished = next(iter(done))
+        if finished.exception() is not None:
+            log.error("socket session failed", exc_info=finished.exception())
+            return closecodes.SERVER_ERROR
+        return finished.result()
 
-    async def _read(self) -> int | None:
+    async def _dropped(self) -> closecodes.Close:
+        return closecodes.close_for(await self._connection.dropped)
+
+    async def _read(self) -> closecodes.Close | None:
         while True:
             message = await self._websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return None
             text, data = message.get("text"), message.get("bytes")
             if _too_big(text, data, self._settings.max_frame_bytes):
-                return closecodes.MESSAGE_TOO_BIG
+                return closecodes.FRAME_TOO_BIG
             if text is None:
                 await self._reply_error("binary_frame", "send text frames (JSON or plain text)")
                 continue
             if await self._handle(text):
-                return closecodes.POLICY_VIOLATION
+                return closecodes.ABUSE
 
     async def _handle(self, text: str) -> bool:
         """Act on one frame; True when the client is abusive and must be closed."""
@@ -89,6 +101,7 @@ class SocketSession:
         elif not self._messages.take():
             if not self._strikes.take():
                 return True
+            self._rooms.metrics.rate_limited.labels("socket").inc()
             await self._reply_error("rate_limited", "slow down: too many messages")
         else:
             await self._post(frame)
@@ -102,30 +115,32 @@ class SocketSession:
             await self._reply_error(exc.code, str(exc))
 
     async def _reply_error(self, code: str, detail: str) -> None:
-        self._connection.offer((None, events.error_event(code, detail)))
+        self._connection.offer(Outgoing.of(events.error_event(code, detail)))
 
-    async def _write(self) -> int | None:
-        queue, floor = self._connection.queue, self._replayed_up_to
+    async def _write(self) -> closecodes.Close | None:
+        queue, floor, send = self._connection.queue, self._replayed_up_to, self._websocket.send
         try:
             while True:
-                message_id, frame = await queue.get()
-                if message_id is not None and message_id <= floor:
-                    continue  # already sent in the history replay
-                await self._websocket.send_text(frame)
+                message_id, asgi_message = await queue.get()
+                if message_id is None or message_id > floor:  # else: sent in the replay
+                    await send(asgi_message)
+                    if message_id is not None:
+                        self._rooms.metrics.delivered(queue)
         except (WebSocketDisconnect, OSError):
             return None  # the client is gone: nothing left to close
 
-    async def _expire(self) -> int | None:
+    async def _expire(self) -> closecodes.Close:
         remaining = (self._principal.expires_at - datetime.now(UTC)).total_seconds()
         await asyncio.sleep(max(0.0, remaining))
-        return closecodes.POLICY_VIOLATION
+        return closecodes.TOKEN_EXPIRED
 
 
-async def close_socket(websocket: WebSocket, code: int) -> None:
+async def close_socket(websocket: WebSocket, close: closecodes.Close) -> None:
     """Send the close frame; a peer that stopped reading gets ``CLOSE_TIMEOUT_SECONDS``."""
+    code = close.code
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
-            await websocket.close(code)
+            await websocket.close(code, close.reason)
     except (TimeoutError, WebSocketDisconnect, OSError, RuntimeError):
         log.debug("socket closed before its close frame went out (code %d)", code)
 

@@ -1,4 +1,4 @@
-"""A WebSocket client that stops reading after the handshake: the slowest possible member."""
+"""A raw WebSocket client: reads only when asked, and sends any frame, even a malformed one."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from websockets.uri import parse_uri
 RECEIVE_BUFFER_BYTES = 4096
 
 
-class StuckClient:
+class RawClient:
     """Sans-I/O ``websockets`` over a plain socket with a tiny receive buffer.
 
-    After ``open`` nothing reads the socket, so the server's writes pile up in the kernel
-    and in the server itself, exactly as with a client on a dead network.
+    After ``open`` nothing reads the socket until ``close_code``, so the server's writes pile
+    up in the kernel and in the server itself, exactly as with a client on a dead network:
+    the slowest possible member.
     """
 
     def __init__(self, url: str) -> None:
@@ -47,6 +48,11 @@ class StuckClient:
         for data in self._protocol.data_to_send():
             if data:
                 self._socket.sendall(data)
+
+    async def send_raw(self, frame: Frame) -> None:
+        """Send a frame as given, even one a well-behaved client would refuse to send."""
+        self._protocol.send_frame(frame)
+        await asyncio.to_thread(self._flush)
 
     async def close_code(self, timeout: float = 30.0) -> int | None:
         """Start reading again; return the code of the server's close frame."""

@@ -1,0 +1,43 @@
+"""Every error the client raises: small exceptions that carry what went wrong."""
+
+from __future__ import annotations
+
+
+class RoomchatError(Exception):
+    """The base of every error the client raises."""
+
+
+class HTTPError(RoomchatError):
+    """The server answered with an error status; ``detail`` is its ``{"detail": …}``."""
+
+    def __init__(self, status_code: int, detail: object, *, what: str) -> None:
+        super().__init__(f"{what}: HTTP {status_code}: {detail}")
+        self.status_code = status_code
+        self.detail = detail
+
+
+class AuthenticationError(HTTPError):
+    """401: wrong username or password, or a refused token and no credentials to log in."""
+
+
+class HandshakeRefusedError(HTTPError):
+    """A room socket was refused before it opened: 401 token, 403 origin, 422 room name."""
+
+
+class RoomClosedError(RoomchatError):
+    """The server closed the room's socket with a code the client does not recover from.
+
+    ``1008`` token expired (and no credentials to log in again) or repeated abuse, ``1009``
+    a frame too large, or any code outside the reconnect set.
+    """
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(
+            f"the server closed the room with code {code}" + (f": {reason}" * bool(reason))
+        )
+        self.code = code
+        self.reason = reason
+
+
+class ServerUnavailableError(RoomchatError):
+    """The server could not be reached (or a room could not reconnect within its attempts)."""

@@ -1,0 +1,257 @@
+"""``Room``: one room's socket that reconnects by itself and yields each message once.
+
+A background task owns the socket: it reads frames into a bounded queue (a consumer that
+falls behind stops the reading, the server's queue for us overflows, it closes with 1013,
+and we resume from the last id like after any other drop). On a close in
+``RECONNECT_CODES`` or a lost connection it waits (``Backoff``), reconnects with
+``since=<last message id>`` and skips any id it already has, so across reconnects and
+server restarts every message comes out once, in id order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from roomchat.client.errors import (
+    HandshakeRefusedError,
+    HTTPError,
+    RoomClosedError,
+    ServerUnavailableError,
+)
+from roomchat.client.models import Event, Message, parse_event
+
+if TYPE_CHECKING:
+    from roomchat.client.http import Client
+
+log = logging.getLogger(__name__)
+
+NORMAL, POLICY_VIOLATION = 1000, 1008
+#: Going away, abnormal (no close frame), server error, restarting, we were too slow.
+RECONNECT_CODES = frozenset({1001, 1006, 1011, 1012, 1013})
+
+
+class Room:
+    """Joined on ``async with``; ``async for event in room`` until the room ends."""
+
+    def __init__(self, client: Client, name: str, *, since: int | None, queue_size: int) -> None:
+        self._client = client
+        self.name = name
+        #: The id of the last message received: where a reconnect resumes.
+        self.last_id = since
+        self.reconnects = 0
+        self._events: asyncio.Queue[Event] = asyncio.Queue(maxsize=queue_size)
+        self._ws: ClientConnection | None = None
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Room:
+        try:
+            ws, history = await self._open()
+        except _Retry as exc:
+            raise ServerUnavailableError(f"joining {self.name!r}: {exc}") from None
+        self._ws = ws
+        self._connected.set()  # send() works at once, before the task first runs
+        self._task = asyncio.create_task(self._run(ws, history), name=f"roomchat-room-{self.name}")
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Leave the room: stop reconnecting and close the socket."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._ws is not None:
+            await self._ws.close()
+
+    # -- what the user calls ----------------------------------------------------------
+
+    def __aiter__(self) -> Room:
+        return self
+
+    async def __anext__(self) -> Event:
+        """The next event; ends when the room ends, raises why it ended if it failed."""
+        task = self._running()
+        while self._events.empty():
+            if task.done():
+                self._raise_end(task)
+            getter = asyncio.ensure_future(self._events.get())
+            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                return getter.result()
+            getter.cancel()
+        return self._events.get_nowait()
+
+    async def send(self, text: str) -> None:
+        """Send a message over the socket, waiting for a reconnect under way.
+
+        At most once: a message sent just as the connection drops can be lost. Use
+        ``Client.post`` to know that a message was stored.
+        """
+        await self._send_frame({"type": "message", "text": text})
+
+    async def typing(self) -> None:
+        """Tell the room you are typing (dropped while reconnecting: it is ephemeral)."""
+        ws = self._ws
+        if ws is not None and self._connected.is_set():
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(json.dumps({"type": "typing"}))
+
+    async def _send_frame(self, frame: dict[str, Any]) -> None:
+        task = self._running()
+        while True:
+            ws = self._ws
+            if ws is not None and self._connected.is_set():
+                try:
+                    await ws.send(json.dumps(frame))
+                    return
+                except ConnectionClosed:
+                    # Refused before it was written: safe to send again once reconnected.
+                    self._connected.clear()
+            if task.done():
+                self._raise_end(task)
+            waiter = asyncio.ensure_future(self._connected.wait())
+            await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+
+    def _running(self) -> asyncio.Task[None]:
+        if self._task is None:
+            raise RuntimeError("join the room first: `async with client.room(name) as room:`")
+        return self._task
+
+    def _raise_end(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            raise error
+        raise StopAsyncIteration
+
+    # -- the socket's life ------------------------------------------------------------
+
+    async def _run(self, ws: ClientConnection, history: dict[str, Any]) -> None:
+        while True:
+            self._ws = ws
+            self._connected.set()
+            await self._deliver(history)
+            code, reason = await self._pump(ws)
+            self._connected.clear()
+            if code == NORMAL:
+                return
+            if code == POLICY_VIOLATION and not (
+                self._client.can_log_in and self._client.token_expiring()
+            ):
+                # Abuse, or an expired token and no credentials to log in with again.
+                raise RoomClosedError(code, reason or "token expired or policy violation")
+            if code not in RECONNECT_CODES and code != POLICY_VIOLATION:
+                raise RoomClosedError(code, reason)
+            log.info(
+                "room %s closed with %d; reconnecting after id %s", self.name, code, self.last_id
+            )
+            ws, history = await self._reconnect()
+            self.reconnects += 1
+
+    async def _pump(self, ws: ClientConnection) -> tuple[int, str]:
+        """Queue the socket's events until it closes; return the close code and reason."""
+        try:
+            while True:
+                await self._deliver(json.loads(await ws.recv()))
+        except ConnectionClosed as closed:
+            if closed.rcvd is None:
+                return 1006, ""
+            return closed.rcvd.code, closed.rcvd.reason
+
+    async def _deliver(self, frame: dict[str, Any]) -> None:
+        if frame.get("type") == "history":
+            for message in frame["messages"]:
+                await self._offer(Message.from_json(message))
+            return
+        event = parse_event(frame, self.name)
+        if event is not None:
+            await self._offer(event)
+
+    async def _offer(self, event: Event) -> None:
+        if isinstance(event, Message):
+            if self.last_id is not None and event.id <= self.last_id:
+                return  # already had it: replayed after a reconnect
+            self.last_id = event.id
+        await self._events.put(event)
+
+    async def _reconnect(self) -> tuple[ClientConnection, dict[str, Any]]:
+        backoff, failures = self._client.backoff, 0
+        while True:
+            try:
+                return await self._open()  # logs in first when the token is expiring
+            except (ServerUnavailableError, _Retry, HTTPError) as exc:
+                if isinstance(exc, HTTPError) and not _retryable(exc.status_code):
+                    raise  # a refused handshake or login: trying again would not help
+                failures += 1
+                if backoff.exhausted(failures):
+                    raise ServerUnavailableError(
+                        f"room {self.name!r}: gave up after {failures} reconnect attempts"
+                    ) from exc
+                delay = backoff.delay(failures - 1)
+                log.info("room %s: reconnect failed (%s); next try in %.2fs", self.name, exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _open(self) -> tuple[ClientConnection, dict[str, Any]]:
+        """Connect and read the history frame; a refused token with credentials logs in once."""
+        try:
+            return await self._handshake(await self._client.fresh_token())
+        except HandshakeRefusedError as refusal:
+            if refusal.status_code != 401 or not self._client.can_log_in:
+                raise
+            token = await self._client.relogin(self._client.token)
+        return await self._handshake(token)
+
+    async def _handshake(self, token: str) -> tuple[ClientConnection, dict[str, Any]]:
+        query = {"token": token} | (
+            {"since": str(self.last_id)} if self.last_id is not None else {}
+        )
+        url = f"{self._client.ws_url}/ws/{quote(self.name, safe='')}?{urlencode(query)}"
+        timeout = self._client.timeout
+        try:
+            # The history frame after since= can be long: no limit on what the server sends.
+            ws = await connect(url, open_timeout=timeout, max_size=None)
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            detail = _body_detail(exc.response.body)
+            if _retryable(status):
+                raise _Retry(f"HTTP {status}") from None
+            raise HandshakeRefusedError(status, detail, what=f"joining {self.name!r}") from None
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            # Never chain the original: some carry the URL, and the URL carries the token.
+            raise ServerUnavailableError(f"joining {self.name!r}: {type(exc).__name__}") from None
+        try:
+            async with asyncio.timeout(timeout):
+                first = json.loads(await ws.recv())
+        except (ConnectionClosed, TimeoutError) as exc:
+            await ws.close()
+            raise _Retry(f"no history frame: {type(exc).__name__}") from None
+        return ws, first
+
+
+def _retryable(status_code: int) -> bool:
+    """Busy or failing servers (5xx), throttling (429), timeouts (408): try again later."""
+    return status_code >= 500 or status_code in (408, 429)
+
+
+class _Retry(Exception):
+    """A failed attempt worth retrying after a pause (5xx answer, closed before history)."""
+
+
+def _body_detail(body: bytes | bytearray | None) -> object:
+    try:
+        data = json.loads(body or b"")
+    except ValueError:
+        return (body or b"").decode("utf-8", "replace")[:200]
+    return data.get("detail", data) if isinstance(data, dict) else data

@@ -1,0 +1,347 @@
+"""The web page in Debian's Chromium, driven through Playwright the way a person uses it.
+
+Controls are found by their accessible names (API.md, "Web page"); every wait is one of
+Playwright's auto-retrying ``expect`` assertions, never a sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from pydantic import SecretStr
+
+from roomchat import store
+from roomchat.config import Settings
+from roomchat.db import create_engine, create_session_factory
+from roomchat.security import create_access_token
+from tests.conftest import PASSWORD, TEST_SECRET, require_service
+from tests.live import LiveServer
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Written on every run (git ignores it); copy it to docs/ when the page's look changes.
+SCREENSHOT = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshot-chat.png"
+DESKTOP = {"width": 1000, "height": 640}
+PHONE = {"width": 390, "height": 844}
+EXPIRED = "Your session expired — please log in again."
+
+
+def said(user: str, text: str) -> re.Pattern[str]:
+    """A Messages item: the author, the time (hh:mm), then exactly the text."""
+    return re.compile(rf"^{re.escape(user)} \d\d:\d\d{re.escape(text)}$")
+
+
+class Person:
+    """One person at one browser tab, acting through the page's labelled controls."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.messages = page.get_by_role("list", name="Messages").get_by_role("listitem")
+        self.members = page.get_by_role("list", name="Members").get_by_role("listitem")
+        self.message_field = page.get_by_label("Message", exact=True)
+        self.room_field = page.get_by_label("Room", exact=True)
+        self.connection = page.get_by_role("status")
+        self.notice = page.get_by_role("alert")
+
+    def room_entry(self, room: str) -> Locator:
+        """The room's item in the list of rooms: its button and how many are online."""
+        button = self.page.get_by_role("button", name=room, exact=True)
+        return self.page.get_by_role("listitem").filter(has=button)
+
+    def fill_in(self, username: str, password: str = PASSWORD) -> None:
+        self.page.get_by_label("Username").fill(username)
+        self.page.get_by_label("Password").fill(password)
+
+    def register(self, username: str) -> None:
+        self.fill_in(username)
+        self.page.get_by_role("button", name="Register").click()
+        expect(self.page.get_by_role("button", name="Log out")).to_be_visible()
+
+    def join(self, room: str) -> None:
+        self.room_field.fill(room)
+        self.page.get_by_role("button", name="Join").click()
+        expect(self.page.get_by_role("heading", name=room)).to_be_visible()
+        expect(self.connection).to_have_text("Connected")
+
+    def send(self, text: str) -> None:
+        self.message_field.fill(text)
+        self.page.get_by_role("button", name="Send").click()
+        expect(self.message_field).to_have_value("")
+
+    def sees_login_form(self, reason: str | None) -> None:
+        expect(self.page.get_by_label("Username")).to_be_visible()
+        expect(self.page.get_by_role("button", name="Log in")).to_be_visible()
+        if reason is None:
+            expect(self.notice).to_have_count(0)
+        else:
+            expect(self.notice).to_have_text(reason)
+        expect(self.page.get_by_role("button", name="Log out")).to_be_hidden()
+
+    def set_session(self, token: str, username: str, room: str) -> None:
+        """Put a session in the tab's sessionStorage, as logging in would, and reload."""
+        self.page.evaluate(
+            """([token, username, room]) => {
+                sessionStorage.setItem("roomchat.token", token);
+                sessionStorage.setItem("roomchat.username", username);
+                sessionStorage.setItem("roomchat.room", room);
+            }""",
+            [token, username, room],
+        )
+        self.page.reload()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    require_service(
+        CHROMIUM.exists(), f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+    )
+    expect.set_options(timeout=10_000)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def person(browser: Browser) -> Iterator[Callable[..., Person]]:
+    """``person(server)`` opens the page in a fresh browser context (its own storage).
+
+    At teardown, every page must have run without an uncaught script error or a
+    Content-Security-Policy violation.
+    """
+    problems: list[str] = []
+    contexts = []
+
+    def open_page(server: LiveServer, viewport: dict[str, int] = DESKTOP) -> Person:
+        context = browser.new_context(viewport=viewport, locale="en-GB")
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+        page.on(
+            "console",
+            lambda message: (
+                problems.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
+        page.goto(server.http_url)
+        return Person(page)
+
+    yield open_page
+    for context in contexts:
+        context.close()
+    assert problems == []
+
+
+def test_two_people_chat_in_a_room(live: LiveServer, person: Callable[..., Person]) -> None:
+    # Alice uses only the keyboard: the page puts the focus where she needs it next.
+    alice = person(live)
+    keyboard = alice.page.keyboard
+    expect(alice.page.get_by_label("Username")).to_be_focused()
+    keyboard.type("alice")
+    keyboard.press("Tab")
+    keyboard.type(PASSWORD)
+    keyboard.press("Tab")
+    keyboard.press("Tab")
+    expect(alice.page.get_by_role("button", name="Register")).to_be_focused()
+    keyboard.press("Enter")
+    expect(alice.room_field).to_be_focused()
+    keyboard.type("lobby")
+    keyboard.press("Enter")
+    expect(alice.message_field).to_be_focused()
+    expect(alice.connection).to_have_text("Connected")
+    expect(alice.members).to_have_text(["alice"])
+    keyboard.type("Hello, is anyone here?")
+    keyboard.press("Enter")
+    expect(alice.messages).to_have_text([said("alice", "Hello, is anyone here?")])
+
+    # Bob, on a phone, sees the room with one person online and joins it from the list.
+    bob = person(live, viewport=PHONE)
+    bob.register("bob")
+    expect(bob.room_entry("lobby")).to_contain_text("1 online")
+    bob.room_entry("lobby").get_by_role("button").click()
+    expect(bob.connection).to_have_text("Connected")
+    expect(bob.messages).to_have_text([said("alice", "Hello, is anyone here?")])
+    for someone in (alice, bob):
+        expect(someone.members).to_have_text(["alice", "bob"])
+        expect(someone.room_entry("lobby")).to_contain_text("2 online")
+
+    # Typing shows on the other side; the message arrives for both, marked as Bob's own.
+    bob.message_field.fill("Hi Alice")
+    expect(alice.page.get_by_text("bob is typing…")).to_be_visible()
+    bob.page.get_by_role("button", name="Send").click()
+    for someone in (alice, bob):
+        expect(someone.messages.nth(1)).to_have_text(said("bob", "Hi Alice"))
+    expect(alice.page.get_by_text("bob is typing…")).to_be_hidden()
+    expect(bob.messages.nth(1)).to_have_class(re.compile(r"\bmine\b"))
+    expect(alice.messages.nth(1)).not_to_have_class(re.compile(r"\bmine\b"))
+    alice.send("Welcome, Bob!")
+    expect(bob.messages).to_have_count(3)
+
+    # The phone layout fits the screen: no sideways scrolling, Send within reach.
+    assert bob.page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    expect(bob.page.get_by_role("button", name="Send")).to_be_in_viewport()
+
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    alice.page.screenshot(path=SCREENSHOT)
+
+    # Alice logs out: she is back at the login form, and Bob sees her leave.
+    alice.page.get_by_role("button", name="Log out").click()
+    alice.sees_login_form("You have logged out.")
+    expect(bob.members).to_have_text(["bob"])
+
+
+def test_message_text_shows_as_text_and_runs_nothing(
+    live: LiveServer, person: Callable[..., Person]
+) -> None:
+    payload = '<img src=x onerror="window.pwned=1"><script>window.pwned=1</script><b>b</b>'
+    mallory = person(live)
+    mallory.register("mallory")
+    mallory.join("xss")
+    mallory.send(payload)
+    markup = mallory.page.get_by_role("list", name="Messages").locator("img, script, b")
+
+    expect(mallory.messages).to_have_text([said("mallory", payload)])
+    expect(markup).to_have_count(0)
+    # After a reload the session and room are restored, and history is text as well.
+    mallory.page.reload()
+    expect(mallory.connection).to_have_text("Connected")
+    expect(mallory.messages).to_have_text([said("mallory", payload)])
+    expect(markup).to_have_count(0)
+    assert mallory.page.evaluate("window.pwned") is None
+
+
+def test_a_server_restart_is_survived_and_the_gap_filled(
+    live_server: Callable[..., LiveServer], person: Callable[..., Person]
+) -> None:
+    # With a history of 2, a reconnect that forgot since= would miss "gap 1".
+    server = live_server(history_limit=2)
+    alice, bob = person(server), person(server)
+    alice.register("alice")
+    alice.join("ops")
+    bob.register("bob")
+    bob.join("ops")
+    socket_urls: list[str] = []
+    alice.page.on("websocket", lambda socket: socket_urls.append(socket.url))
+    alice.send("before the restart")
+    expect(bob.messages).to_have_count(1)
+
+    server.stop()
+    for someone in (alice, bob):
+        expect(someone.connection).to_have_text("Reconnecting…")
+    add_messages_offline(
+        server.settings, room="ops", author="bob", texts=["gap 1", "gap 2", "gap 3"]
+    )
+    server.start()
+
+    expected = [said("alice", "before the restart")] + [said("bob", f"gap {n}") for n in (1, 2, 3)]
+    for someone in (alice, bob):
+        expect(someone.connection).to_have_text("Connected", timeout=20_000)
+        expect(someone.messages).to_have_text(expected)
+        expect(someone.members).to_have_text(["alice", "bob"])
+    assert re.search(r"[?&]since=\d+", socket_urls[-1])
+
+    bob.send("after the restart")
+    expect(alice.messages).to_have_text([*expected, said("bob", "after the restart")])
+
+
+def test_log_out_and_back_in(live: LiveServer, person: Callable[..., Person]) -> None:
+    carol = person(live)
+    carol.register("carol")
+    carol.join("tea")
+    carol.send("Anyone for tea?")
+    assert carol.page.context.cookies() == []
+
+    carol.page.get_by_role("button", name="Log out").click()
+    carol.sees_login_form("You have logged out.")
+    assert carol.page.evaluate("sessionStorage.length") == 0
+    carol.page.reload()
+    carol.sees_login_form(None)
+
+    carol.fill_in("carol", "not her password")
+    carol.page.get_by_role("button", name="Log in").click()
+    expect(carol.notice).to_have_text("Incorrect username or password.")
+    carol.fill_in("carol")
+    carol.page.get_by_role("button", name="Log in").click()
+    expect(carol.page.get_by_text("Signed in as carol")).to_be_visible()
+    expect(carol.page.get_by_role("button", name="tea")).to_be_visible()
+
+
+def test_an_expired_token_lands_on_the_login_form(
+    live: LiveServer, person: Callable[..., Person]
+) -> None:
+    dave = person_with_token(live, person, "dave", expires_in=timedelta(minutes=-30))
+    dave.sees_login_form(EXPIRED)
+
+
+def test_a_token_expiring_mid_chat_lands_on_the_login_form(
+    live: LiveServer, person: Callable[..., Person]
+) -> None:
+    erin = person_with_token(live, person, "erin", expires_in=timedelta(seconds=4))
+    expect(erin.connection).to_have_text("Connected")
+    erin.sees_login_form(EXPIRED)
+
+
+def test_a_token_the_server_refuses_on_reconnect_lands_on_the_login_form(
+    live: LiveServer, person: Callable[..., Person]
+) -> None:
+    frank = person(live)
+    frank.register("frank")
+    frank.join("night")
+    live.stop()
+    expect(frank.connection).to_have_text("Reconnecting…")
+    # A new key: the old token no longer verifies, so the handshake is refused (401).
+    new_key = SecretStr("another-" + TEST_SECRET)
+    live.settings = live.settings.model_copy(update={"secret_key": new_key})
+    live.start()
+    frank.sees_login_form(EXPIRED)
+
+
+def person_with_token(
+    server: LiveServer, person: Callable[..., Person], username: str, *, expires_in: timedelta
+) -> Person:
+    """A registered user whose tab holds a token that expires ``expires_in`` from now."""
+    response = httpx.post(
+        f"{server.http_url}/api/auth/register", json={"username": username, "password": PASSWORD}
+    )
+    assert response.status_code == 201, response.text
+    issued = datetime.now(UTC) + expires_in - timedelta(minutes=1)
+    token = create_access_token(subject=username, secret_key=TEST_SECRET, minutes=1, now=issued)
+    someone = person(server)
+    someone.set_session(token, username, "night")
+    return someone
+
+
+def add_messages_offline(settings: Settings, *, room: str, author: str, texts: list[str]) -> None:
+    """Write messages straight to the database while the server is down."""
+
+    async def add() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_session_factory(engine)() as session:
+                user = await store.get_user(session, username=author)
+                assert user is not None
+                drafts = [store.Draft(user.id, user.username, text) for text in texts]
+                await store.add_messages(session, room=room, drafts=drafts)
+        finally:
+            await engine.dispose()
+
+    # Playwright's sync API keeps an event loop of its own on this thread.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, add()).result()

@@ -1,0 +1,230 @@
+"""The ``roomchat`` command line: every command, in-process or as a real subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from roomchat.cli import main
+from roomchat.client import Client, Message
+from tests.conftest import PASSWORD, TEST_SECRET, live_token
+from tests.live import LiveServer
+
+TIMEOUT = 15.0
+ENV_NAMES = ("URL", "USERNAME", "PASSWORD", "TOKEN", "DATABASE_URL", "SECRET_KEY", "LOG_FORMAT")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ROOMCHAT_* from the developer's shell, no .env from the working directory."""
+    for name in ENV_NAMES:
+        monkeypatch.delenv(f"ROOMCHAT_{name}", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def login_works(server: LiveServer, username: str, password: str) -> bool:
+    form = {"username": username, "password": password}
+    return httpx.post(f"{server.http_url}/api/auth/token", data=form).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["serve"], ["user"], ["user", "add"], ["send"], ["chat"]],
+    ids=lambda argv: " ".join(argv) or "roomchat",
+)
+def test_help_everywhere(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--help"])
+    assert exited.value.code == 0
+    assert "usage: roomchat" in capsys.readouterr().out
+
+
+def test_user_add_with_a_prompted_password_then_log_in(
+    live_server: Callable[..., LiveServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = live_server()
+    monkeypatch.setenv("ROOMCHAT_DATABASE_URL", server.settings.database_url)
+    answers = iter([PASSWORD, PASSWORD])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    assert main(["user", "add", "carol"]) == 0
+    assert login_works(server, "carol", PASSWORD)
+
+    answers = iter([PASSWORD, "something else"])
+    assert main(["user", "add", "dave"]) == 1
+    assert not login_works(server, "dave", PASSWORD)
+
+
+def test_user_add_from_stdin_and_its_refusals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ROOMCHAT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'users.db'}")
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["user", "add", "erin", "--password-stdin"]) == 0
+    assert "created user erin" in capsys.readouterr().out
+    for name, password, complaint in [
+        ("Erin", PASSWORD, "taken"),
+        ("x", PASSWORD, "username"),
+        ("frank", "short", "password"),
+    ]:
+        monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+        assert main(["user", "add", name, "--password-stdin"]) == 1
+        error = capsys.readouterr().err
+        assert complaint in error
+        assert password not in error or password == PASSWORD
+
+
+def test_send_with_a_password_or_a_token(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = asyncio.run(live_token(live, "alice"))
+    monkeypatch.setenv("ROOMCHAT_PASSWORD", PASSWORD)
+    assert (
+        main(["send", "lobby", "by password", "--url", live.http_url, "--username", "alice"]) == 0
+    )
+    assert "sent message 1 to lobby" in capsys.readouterr().out
+    monkeypatch.delenv("ROOMCHAT_PASSWORD")
+    monkeypatch.setenv("ROOMCHAT_URL", live.http_url)
+    monkeypatch.setenv("ROOMCHAT_TOKEN", token)
+    assert main(["send", "lobby", "by token"]) == 0
+    response = httpx.get(
+        f"{live.http_url}/api/rooms/lobby/messages", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert [m["text"] for m in response.json()["messages"]] == ["by password", "by token"]
+
+    assert main(["send", "lobby", "x", "--token", "forged"]) == 1
+    assert "401" in capsys.readouterr().err
+    monkeypatch.delenv("ROOMCHAT_TOKEN")
+    assert main(["send", "lobby", "x"]) == 1
+    assert "--username" in capsys.readouterr().err
+
+
+def run_roomchat(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "roomchat", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ | env,
+    )
+
+
+class Lines:
+    """Read a subprocess's output lines with a deadline, in a thread of its own."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self._process = process
+        self.seen: list[str] = []
+
+    def until(self, predicate: Callable[[str], bool]) -> str:
+        assert self._process.stdout is not None
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            line = self._process.stdout.readline()
+            if not line:
+                break
+            self.seen.append(line.rstrip("\n"))
+            if predicate(line):
+                return line
+        raise AssertionError(f"not seen; output so far: {self.seen}")
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_chat_in_a_terminal_driven_through_stdin_and_stdout(
+    live: LiveServer, processes: list[subprocess.Popen[str]]
+) -> None:
+    asyncio.run(live_token(live, "alice"))
+    bob_token = asyncio.run(live_token(live, "bob"))
+    env = {"ROOMCHAT_URL": live.http_url, "ROOMCHAT_PASSWORD": PASSWORD}
+    process = run_roomchat("chat", "lobby", "--username", "alice", env=env)
+    processes.append(process)
+    assert process.stdin is not None
+    lines = Lines(process)
+    assert "online: alice" in lines.until(lambda line: "you are in lobby as alice" in line)
+
+    process.stdin.write("hello from the terminal\n")
+    process.stdin.flush()
+    lines.until(lambda line: "alice: hello from the terminal" in line)
+
+    async def bob_talks() -> None:
+        async with Client(live.http_url, token=bob_token) as bob, bob.room("lobby") as room:
+            await room.send("hi alice \x1b[31mred\x1b[0m")
+            async for event in room:
+                if isinstance(event, Message) and event.user == "bob":
+                    break
+
+    asyncio.run(bob_talks())
+    lines.until(lambda line: "* bob joined" in line)
+    said = lines.until(lambda line: "bob: hi alice" in line)
+    assert "\x1b" not in said  # no terminal escapes from other users
+    lines.until(lambda line: "* bob left" in line)
+
+    process.stdin.write("/who\n")
+    process.stdin.flush()
+    lines.until(lambda line: line.startswith("* online: alice"))
+    process.stdin.close()  # end of input leaves the room
+    assert process.wait(TIMEOUT) == 0
+
+
+def test_chat_reports_a_refused_login(
+    live: LiveServer, processes: list[subprocess.Popen[str]]
+) -> None:
+    env = {"ROOMCHAT_URL": live.http_url, "ROOMCHAT_TOKEN": "forged"}
+    process = run_roomchat("chat", "lobby", env=env)
+    processes.append(process)
+    _, err = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 1
+    assert "401" in err
+
+
+def test_serve_answers_then_stops_on_a_signal(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    env = {
+        "ROOMCHAT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}",
+        "ROOMCHAT_SECRET_KEY": TEST_SECRET,
+    }
+    process = run_roomchat("serve", "--port", str(port), env=env)
+    processes.append(process)
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}/healthz")
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "roomchat serve did not answer"
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.1)  # polling for the port to open
+    assert response.json() == {"status": "ok"}
+    process.terminate()
+    _, err = process.communicate(timeout=TIMEOUT)
+    # uvicorn shuts down gracefully, then re-raises the signal (newer) or exits 0 (older).
+    assert process.returncode in (0, -signal.SIGTERM)
+    assert "Finished server process" in err

@@ -1,0 +1,105 @@
+"""Faults: a failing store, a crashing session, a server restart."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from roomchat import store
+from roomchat.realtime import session
+from tests.conftest import live_token
+from tests.live import LiveServer
+from tests.wsclient import open_socket, recv, recv_type, room_url, wait_closed
+
+
+async def test_a_failed_write_gets_store_unavailable_and_is_not_delivered(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, bob = await live_token(live, "alice"), await live_token(live, "bob")
+    sender = await open_socket(room_url(live.ws_url, "lobby", alice))
+    other = await open_socket(room_url(live.ws_url, "lobby", bob))
+    await recv_type(other, "presence")
+    real_add_messages = store.add_messages
+
+    async def failing_once(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(store, "add_messages", real_add_messages)
+        raise OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+
+    monkeypatch.setattr(store, "add_messages", failing_once)
+    await sender.send("lost to the fault")
+    error = await recv_type(sender, "error")
+    assert error["code"] == "store_unavailable"
+    await sender.send("after the fault")
+    # The other member's next message is the one after the fault: nothing half-delivered.
+    assert (await recv_type(other, "message"))["text"] == "after the fault"
+    async with httpx.AsyncClient(base_url=live.http_url) as client:
+        history = await client.get(
+            "/api/rooms/lobby/messages", headers={"Authorization": f"Bearer {bob}"}
+        )
+    assert [m["text"] for m in history.json()["messages"]] == ["after the fault"]
+    await sender.close()
+    await other.close()
+
+
+async def test_a_crashing_session_closes_with_1011_and_the_room_goes_on(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, bob = await live_token(live, "alice"), await live_token(live, "bob")
+    victim = await open_socket(room_url(live.ws_url, "lobby", alice))
+    other = await open_socket(room_url(live.ws_url, "lobby", bob))
+    await recv_type(other, "presence")
+    real_parse = session.parse_frame
+
+    def crash_on_boom(raw: str, **kwargs: Any) -> Any:
+        if raw == "boom":
+            raise RuntimeError("a bug")
+        return real_parse(raw, **kwargs)
+
+    monkeypatch.setattr(session, "parse_frame", crash_on_boom)
+    await victim.send("boom")
+    assert await wait_closed(victim) == 1011
+    assert (await recv_type(other, "leave"))["user"] == "alice"
+    await other.send("the room goes on")
+    assert (await recv_type(other, "message"))["text"] == "the room goes on"
+    await other.close()
+
+
+async def test_a_restart_loses_nothing_and_since_recovers_what_was_missed(
+    live_server: Callable[..., LiveServer],
+) -> None:
+    server = live_server(history_limit=1)
+    alice, bob = await live_token(server, "alice"), await live_token(server, "bob")
+    reader = await open_socket(room_url(server.ws_url, "lobby", bob))
+    writer = await open_socket(room_url(server.ws_url, "lobby", alice))
+    await recv_type(reader, "presence")
+    await writer.send("before")
+    last_seen = (await recv_type(reader, "message"))["id"]
+
+    await asyncio.to_thread(server.restart)
+    assert await wait_closed(reader) in (1001, 1012)
+    assert await wait_closed(writer) in (1001, 1012)
+
+    writer = await open_socket(room_url(server.ws_url, "lobby", alice))
+    for n in range(3):
+        await writer.send(f"missed {n}")
+    for _ in range(3):
+        await recv_type(writer, "message")
+    reader = await open_socket(room_url(server.ws_url, "lobby", bob, since=last_seen))
+    history = await recv(reader)
+    assert [m["text"] for m in history["messages"]] == ["missed 0", "missed 1", "missed 2"]
+    await writer.send("live again")
+    assert (await recv_type(reader, "message"))["text"] == "live again"
+    async with httpx.AsyncClient(base_url=server.http_url) as client:
+        page = await client.get(
+            "/api/rooms/lobby/messages", headers={"Authorization": f"Bearer {bob}"}
+        )
+    texts = [m["text"] for m in page.json()["messages"]]
+    assert texts == ["before", "missed 0", "missed 1", "missed 2", "live again"]
+    await reader.close()
+    await writer.close()

@@ -1,0 +1,78 @@
+"""A burst of logins cannot exhaust memory or CPU: argon2 runs a bounded few at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from roomchat import security
+from tests.conftest import PASSWORD, live_token
+from tests.live import LiveServer
+from tests.wsclient import open_socket, recv_type, room_url
+
+BURST = 200
+
+
+class CountingContext:
+    """Wraps passlib's context and records how many hashes ran at once."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self.running = 0
+        self.most = 0
+        self.calls = 0
+
+    def _counted(self, method: str, *args: Any) -> Any:
+        with self._lock:
+            self.running += 1
+            self.calls += 1
+            self.most = max(self.most, self.running)
+        try:
+            return getattr(self._inner, method)(*args)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+    def hash(self, *args: Any) -> Any:
+        return self._counted("hash", *args)
+
+    def verify(self, *args: Any) -> Any:
+        return self._counted("verify", *args)
+
+
+async def test_a_burst_of_logins_stays_bounded_and_the_server_keeps_serving(
+    live_server: Callable[..., LiveServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counting = CountingContext(security._passwords)
+    monkeypatch.setattr(security, "_passwords", counting)
+    server = live_server(password_hash_concurrency=2)
+    token = await live_token(server, "alice")
+    ws = await open_socket(room_url(server.ws_url, "lobby", token))
+    await recv_type(ws, "presence")
+
+    limits = httpx.Limits(max_connections=BURST)
+    async with httpx.AsyncClient(base_url=server.http_url, limits=limits, timeout=120) as client:
+        body = {"username": "alice", "password": PASSWORD}
+        burst = [
+            asyncio.create_task(client.post("/api/auth/token", data=body)) for _ in range(BURST)
+        ]
+        # While the burst is being worked through, the server still answers and chats.
+        async with asyncio.timeout(30):
+            while counting.calls < BURST // 4:
+                await asyncio.wait(burst, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
+        assert (await asyncio.wait_for(client.get("/healthz"), 2)).status_code == 200
+        await ws.send("still chatting during the burst")
+        assert (await recv_type(ws, "message", timeout=2))["text"].startswith("still chatting")
+        assert not all(task.done() for task in burst), "the burst was over too soon to tell"
+        responses = await asyncio.gather(*burst)
+
+    assert [r.status_code for r in responses] == [200] * BURST
+    assert counting.most <= 2
+    assert counting.calls >= BURST
+    await ws.close()

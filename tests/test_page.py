@@ -1,0 +1,88 @@
+"""The page as served: its own assets only, nothing inline that a strict CSP would block."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import httpx
+import pytest
+
+from roomchat.api.pages import STATIC_DIR
+from roomchat.config import Settings
+from tests.conftest import make_settings
+
+SCRIPTS = sorted((STATIC_DIR / "js").glob("*.js"))
+MAX_MESSAGE_CHARS = 123
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path, max_message_chars=MAX_MESSAGE_CHARS)
+
+
+class Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.script_text = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        if self.tags and self.tags[-1][0] in ("script", "style"):
+            self.script_text += data.strip()
+
+
+async def page_tags(client: httpx.AsyncClient) -> Tags:
+    response = await client.get("/")
+    assert response.status_code == 200
+    tags = Tags()
+    tags.feed(response.text)
+    return tags
+
+
+async def test_the_page_has_no_inline_script_style_or_handlers(client: httpx.AsyncClient) -> None:
+    tags = await page_tags(client)
+    assert tags.script_text == "", "inline <script> or <style> content"
+    for tag, attrs in tags.tags:
+        assert tag != "style"
+        assert "style" not in attrs, f"style= on <{tag}>"
+        handlers = [name for name in attrs if name.startswith("on")]
+        assert not handlers, f"{handlers} on <{tag}>"
+        if tag == "script":
+            assert attrs.get("src"), "a <script> without src"
+
+
+async def test_every_asset_the_page_loads_is_served_from_static(client: httpx.AsyncClient) -> None:
+    tags = await page_tags(client)
+    assets = [attrs for tag, attrs in tags.tags if tag in ("script", "link")]
+    urls = [attrs.get("src") or attrs.get("href") or "" for attrs in assets]
+    assert urls
+    for url in urls:
+        assert url.startswith("/static/"), url
+        assert (await client.get(url)).status_code == 200, url
+
+
+async def test_every_module_the_scripts_import_is_served(client: httpx.AsyncClient) -> None:
+    for script in SCRIPTS:
+        for name in re.findall(r'^import .* from "\./([\w-]+\.js)";$', script.read_text(), re.M):
+            response = await client.get(f"/static/js/{name}")
+            assert response.status_code == 200, (script.name, name)
+            assert "javascript" in response.headers["content-type"]
+
+
+def test_scripts_never_insert_html() -> None:
+    """Message text and every other server string go in as text, never parsed as HTML."""
+    assert SCRIPTS
+    forbidden = re.compile(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(")
+    for script in SCRIPTS:
+        assert not forbidden.search(script.read_text()), script.name
+
+
+async def test_the_message_field_allows_the_configured_length(client: httpx.AsyncClient) -> None:
+    tags = await page_tags(client)
+    field = next(attrs for _tag, attrs in tags.tags if attrs.get("id") == "message")
+    assert field["maxlength"] == str(MAX_MESSAGE_CHARS)
