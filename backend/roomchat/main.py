@@ -18,13 +18,12 @@ from roomchat.db import create_engine, create_session_factory, prepare_schema
 from roomchat.headers import SecurityHeaders
 from roomchat.known_users import KnownUsers
 from roomchat.logs import install_redaction
-from roomchat.ratelimit import KeyedRateLimiter
 from roomchat.realtime.backend import create_backend
 from roomchat.realtime.broker import BrokerUnavailableError
 from roomchat.realtime.manager import RoomManager
 from roomchat.security import PasswordHasher, load_or_create_secret_key
 from roomchat.services import Services
-from roomchat.throttle import LoginThrottle
+from roomchat.throttle import create_limits
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions = create_session_factory(engine)
         hasher = PasswordHasher(concurrency=settings.password_hash_concurrency)
         broker, presence = create_backend(settings)
+        limits = create_limits(settings)
         room_manager = RoomManager(broker=broker, presence=presence, sessions=sessions)
         services = Services(
             settings=settings,
@@ -53,10 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             hasher=hasher,
             known_users=KnownUsers(sessions),
             rooms=room_manager,
-            http_posts=KeyedRateLimiter(
-                rate=settings.messages_per_second, burst=settings.message_burst
-            ),
-            login_throttle=LoginThrottle(settings),
+            http_posts=limits.http_posts,
+            login_throttle=limits.login_throttle,
         )
         try:
             yield {"services": services}
@@ -64,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await room_manager.close()
             await broker.close()
             await presence.close()
+            await limits.close()
             hasher.close()
             await engine.dispose()
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from roomchat.models import Message, User
+from roomchat.models import MAX_MESSAGE_ID, Message, User
 
 __all__ = [
     "Draft",
@@ -107,10 +107,14 @@ async def list_messages(
     last ``limit`` messages (paging back). ``before`` bounds either from above.
     """
     statement = select(Message).where(Message.room == room)
-    if before is not None:
-        statement = statement.where(Message.id < before)
+    if before is not None:  # past the largest id there can be: the same as no bound
+        statement = statement.where(Message.id < min(before, MAX_MESSAGE_ID))
     if after is not None:
-        statement = statement.where(Message.id > after).order_by(Message.id).limit(limit)
+        statement = (
+            statement.where(Message.id > min(after, MAX_MESSAGE_ID))
+            .order_by(Message.id)
+            .limit(limit)
+        )
         return list((await session.execute(statement)).scalars())
     statement = statement.order_by(Message.id.desc()).limit(limit)
     return list(reversed((await session.execute(statement)).scalars().all()))
@@ -118,6 +122,7 @@ async def list_messages(
 
 async def list_messages_after(session: AsyncSession, *, room: str, after: int) -> list[Message]:
     """Every message of a room after ``after``, oldest first: recovery after a reconnect."""
+    after = min(after, MAX_MESSAGE_ID)
     statement = select(Message).where(Message.room == room, Message.id > after).order_by(Message.id)
     return list((await session.execute(statement)).scalars())
 

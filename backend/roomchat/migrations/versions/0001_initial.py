@@ -28,7 +28,7 @@ def upgrade() -> None:
     op.create_index("ix_users_username_lower", "users", [sa.text("lower(username)")], unique=True)
     op.create_table(
         "messages",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("room", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("author", sa.String(length=32), nullable=False),
