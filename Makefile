@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench clean migrate
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "roomchat needs Python 3.11 or newer")'
@@ -28,6 +28,12 @@ $(VENV)/.bench: $(VENV)/.runtime
 
 run: $(VENV)/.runtime
 	$(BIN)/roomchat serve --host $(HOST) --port $(PORT)
+
+# Bring ROOMCHAT_DATABASE_URL (from the environment or .env) to the latest schema. The
+# embedded SQLite default does this by itself at startup; PostgreSQL needs it once per
+# release, before the workers start.
+migrate: $(VENV)/.runtime
+	$(BIN)/roomchat migrate
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

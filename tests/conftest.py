@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from fastapi import FastAPI
 
 from roomchat.config import Settings
 from roomchat.main import create_app
+from tests import services
 from tests.live import LiveServer
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -42,9 +44,81 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)
 
 
+@functools.cache
+def _reachable(service: str) -> bool:
+    probe = services.redis_available if service == "redis" else services.postgres_available
+    return probe()
+
+
+def require_redis() -> None:
+    require_service(_reachable("redis"), f"Redis is not reachable at {services.REDIS_URL}")
+
+
+def require_postgres() -> None:
+    require_service(
+        _reachable("postgres"), f"PostgreSQL is not reachable at {services.POSTGRES_URL}"
+    )
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+def redis_prefix() -> Iterator[str]:
+    """A key and channel prefix of this test's own on the shared Redis, deleted after."""
+    require_redis()
+    prefix = services.unique_prefix()
+    yield prefix
+    services.delete_prefix(prefix)
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A database migrated once per run, which each test's database copies."""
+    require_postgres()
+    name = services.database_name("template")
+    url = services.create_database(name)
+    services.run_sync(lambda: services.migrate(url))
+    yield name
+    services.drop_database(name)
+
+
+@pytest.fixture
+def postgres_url(postgres_template: str) -> Iterator[str]:
+    """A PostgreSQL database of this test's own (schema at head), dropped after."""
+    name = services.database_name("test")
+    url = services.create_database(name, template=postgres_template)
+    yield url
+    services.drop_database(name)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``@pytest.mark.embedded_only`` tests depend on one process's timing: not re-run scaled."""
+    deselected = [
+        item
+        for item in items
+        if item.get_closest_marker("embedded_only")
+        and getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("backend") == "scaled"  # type: ignore[attr-defined]
+    ]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]
+
+
+@pytest.fixture(params=["embedded", "scaled"])
+def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings for the two ways to run: SQLite and memory, or PostgreSQL and Redis.
+
+    Every test that builds its app from ``settings`` or ``live_server`` runs on both.
+    """
+    if request.param == "embedded":
+        return {}
+    prefix: str = request.getfixturevalue("redis_prefix")
+    database_url: str = request.getfixturevalue("postgres_url")
+    return {"database_url": database_url, "redis_url": services.REDIS_URL, "redis_prefix": prefix}
+
+
+@pytest.fixture
+def settings(tmp_path: Path, backend: dict[str, Any]) -> Settings:
+    return make_settings(tmp_path, **backend)
 
 
 @pytest.fixture
@@ -89,7 +163,7 @@ def user_token(client: httpx.AsyncClient) -> Callable[[str], Any]:
 
 
 @pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+def live_server(tmp_path: Path, backend: dict[str, Any]) -> Iterator[Callable[..., LiveServer]]:
     """``live_server(**settings_overrides)`` starts a real uvicorn; all stop at teardown."""
     servers: list[LiveServer] = []
 
@@ -100,7 +174,7 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
         **overrides: Any,
     ) -> LiveServer:
         server = LiveServer(
-            make_settings(tmp_path, **overrides),
+            make_settings(tmp_path, **(backend | overrides)),
             send_buffer_bytes=send_buffer_bytes,
             **(uvicorn_options or {}),
         )
@@ -123,3 +197,13 @@ async def live_token(server: LiveServer, username: str) -> str:
     async with httpx.AsyncClient(base_url=server.http_url) as client:
         await register(client, username)
         return await login(client, username)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[services.PrivateRedis]:
+    """A redis-server of this test's own, to stop and start again; killed at teardown."""
+    require_service(services.PrivateRedis.binary is not None, "redis-server is not installed")
+    server = services.PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()

@@ -165,6 +165,7 @@ async def post_exactly_once(client: Client, room: str, text: str) -> None:
             continue
 
 
+@pytest.mark.embedded_only
 async def test_a_consumer_too_slow_for_its_queue_is_dropped_and_catches_up(
     live_server: Callable[..., LiveServer],
 ) -> None:

@@ -21,22 +21,22 @@ class FakeClock:
         return self.now
 
 
-def test_throttle_counts_per_user_and_per_address_and_refills(tmp_path: Path) -> None:
+async def test_throttle_counts_per_user_and_per_address_and_refills(tmp_path: Path) -> None:
     clock = FakeClock()
     settings = make_settings(
         tmp_path, login_failures_per_user=3, login_failures_per_address=5, login_window_seconds=60
     )
     throttle = LoginThrottle(settings, clock=clock)
     for _ in range(3):
-        assert throttle.retry_after(address="10.0.0.1", username="alice") == 0
-        throttle.failed(address="10.0.0.1", username="Alice")
-    assert throttle.retry_after(address="10.0.0.9", username="ALICE") == 20  # per user
-    assert throttle.retry_after(address="10.0.0.1", username="bob") == 0
-    throttle.failed(address="10.0.0.1", username="bob")
-    throttle.failed(address="10.0.0.1", username="carol")
-    assert throttle.retry_after(address="10.0.0.1", username="dave") == 12  # per address
+        assert await throttle.retry_after(address="10.0.0.1", username="alice") == 0
+        await throttle.failed(address="10.0.0.1", username="Alice")
+    assert await throttle.retry_after(address="10.0.0.9", username="ALICE") == 20  # per user
+    assert await throttle.retry_after(address="10.0.0.1", username="bob") == 0
+    await throttle.failed(address="10.0.0.1", username="bob")
+    await throttle.failed(address="10.0.0.1", username="carol")
+    assert await throttle.retry_after(address="10.0.0.1", username="dave") == 12  # per address
     clock.now += 20
-    assert throttle.retry_after(address="10.0.0.9", username="alice") == 0
+    assert await throttle.retry_after(address="10.0.0.9", username="alice") == 0
 
 
 async def login(client: httpx.AsyncClient, password: str) -> httpx.Response:

@@ -64,10 +64,15 @@ async def test_metrics_count_what_happens(live_server: Callable[..., LiveServer]
     await ws_alice.send("one")
     await ws_alice.send("two")
     await ws_alice.send("three")  # over the burst: rate limited
-    for ws in (ws_alice, ws_bob):
-        await recv_type(ws, "message")
-        await recv_type(ws, "message")
-    assert (await recv_type(ws_alice, "error"))["code"] == "rate_limited"
+    await recv_type(ws_bob, "message")
+    await recv_type(ws_bob, "message")
+    # The refusal is immediate; the messages may come after it (through Redis).
+    kinds: list[str] = []
+    while kinds.count("message") < 2 or "error" not in kinds:
+        frame = await recv(ws_alice)
+        kinds.append(frame["type"])
+        if frame["type"] == "error":
+            assert frame["code"] == "rate_limited"
     headers = {"Authorization": f"Bearer {bob}"}
     url = f"{server.http_url}/api/rooms/other/messages"
     async with httpx.AsyncClient() as client:
@@ -118,7 +123,8 @@ async def test_readyz_checks_the_store(
 ) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"store": "ok"}}
+    assert response.json()["status"] == "ok"
+    assert response.json()["checks"]["store"] == "ok"  # and "redis", when configured
 
     async def store_down(_engine: object) -> bool:
         return False
@@ -126,7 +132,8 @@ async def test_readyz_checks_the_store(
     monkeypatch.setattr("roomchat.readiness.check_store", store_down)
     response = await client.get("/readyz")
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable", "checks": {"store": "failed"}}
+    assert response.json()["status"] == "unavailable"
+    assert response.json()["checks"]["store"] == "failed"
 
 
 async def test_readiness_checks_fail_when_nothing_answers(tmp_path: Path) -> None:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 from jose import jwt
+from sqlalchemy import text
 from websockets.exceptions import InvalidStatus
 
+from roomchat.db import create_engine
 from tests.conftest import TEST_SECRET, live_token
 from tests.live import LiveServer
 from tests.test_tokens import bad_tokens
@@ -88,9 +88,10 @@ async def test_every_wrong_token_shape_is_refused_at_the_handshake(
 
 async def test_a_deleted_users_token_is_refused_on_sockets_and_http(live: LiveServer) -> None:
     token = await live_token(live, "zed")
-    database = live.settings.database_url.removeprefix("sqlite+aiosqlite:///")
-    with closing(sqlite3.connect(database)) as connection, connection:
-        connection.execute("DELETE FROM users WHERE username = 'zed'")
+    engine = create_engine(live.settings.database_url)  # SQLite or PostgreSQL
+    async with engine.begin() as connection:
+        await connection.execute(text("DELETE FROM users WHERE username = 'zed'"))
+    await engine.dispose()
     assert await refused_status(room_url(live.ws_url, "lobby", token)) == 401
     async with httpx.AsyncClient(base_url=live.http_url) as client:
         me = await client.get("/api/users/me", headers={"Authorization": f"Bearer {token}"})

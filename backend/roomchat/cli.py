@@ -86,6 +86,28 @@ def client_from(args: argparse.Namespace) -> Client:
     return Client(url, username=username, password=password, token=token)
 
 
+def migrate(_args: argparse.Namespace) -> int:
+    """Apply the migrations to ROOMCHAT_DATABASE_URL."""
+    from sqlalchemy.engine import make_url
+
+    from roomchat.db import create_engine
+    from roomchat.db import migrate as apply_migrations
+
+    settings = Settings()
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            await apply_migrations(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    url = make_url(settings.database_url).render_as_string(hide_password=True)
+    print(f"roomchat: {url} is at the latest migration")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="roomchat", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -97,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--port", type=int, default=8000)
     serve_parser.add_argument("--workers", type=int, default=1)
     serve_parser.set_defaults(handler=serve)
+    migrate_parser = commands.add_parser(
+        "migrate", help="apply the database migrations to ROOMCHAT_DATABASE_URL"
+    )
+    migrate_parser.set_defaults(handler=migrate)
 
     user_parser = commands.add_parser(
         "user", help="manage users in the configured database", description="Manage users."

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from roomchat.models import Base
@@ -39,6 +43,54 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
 
 
 async def create_tables(engine: AsyncEngine) -> None:
-    """Create missing tables: the embedded default needs no migration step."""
+    """Create missing tables straight from the models (tests of the store use it)."""
     async with engine.begin() as connection:
         await connection.run_sync(Base.metadata.create_all)
+
+
+class SchemaOutOfDateError(RuntimeError):
+    """The database is not at the latest migration; ``make migrate`` brings it there."""
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", "roomchat:migrations")
+    return config
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Apply every migration not applied yet (``make migrate``; SQLite at startup)."""
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade)
+
+
+async def prepare_schema(engine: AsyncEngine) -> None:
+    """At startup: SQLite is migrated in place, so the embedded default needs no step;
+    a shared server (PostgreSQL) is migrated once by the operator, never by N workers at
+    once, and a worker refuses to start on a schema that is not at head."""
+    if engine.dialect.name == "sqlite":
+        await migrate(engine)
+        return
+    async with engine.connect() as connection:
+        current, head = await connection.run_sync(_revisions)
+    if current != head:
+        raise SchemaOutOfDateError(
+            f"the database schema is at {sorted(current) or 'nothing'}, not {sorted(head)}: "
+            "run `make migrate` (or `roomchat migrate`) with the same ROOMCHAT_DATABASE_URL"
+        )
+
+
+def _upgrade(connection: Connection) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    untracked = MigrationContext.configure(connection).get_current_revision() is None
+    if untracked and inspect(connection).has_table("users"):
+        # Made by create_all before migrations existed: it is the initial schema.
+        command.stamp(config, "0001_initial")
+    command.upgrade(config, "head")
+
+
+def _revisions(connection: Connection) -> tuple[set[str], set[str]]:
+    current = set(MigrationContext.configure(connection).get_current_heads())
+    head = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    return current, head

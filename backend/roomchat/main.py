@@ -7,22 +7,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from roomchat import __version__
 from roomchat.api import auth, ops, pages, rooms, ws
 from roomchat.config import Settings
-from roomchat.db import create_engine, create_session_factory, create_tables
+from roomchat.db import create_engine, create_session_factory, prepare_schema
 from roomchat.headers import SecurityHeaders
 from roomchat.known_users import KnownUsers
 from roomchat.logs import install_redaction
-from roomchat.ratelimit import KeyedRateLimiter
 from roomchat.realtime.backend import create_backend
+from roomchat.realtime.broker import BrokerUnavailableError
 from roomchat.realtime.manager import RoomManager
 from roomchat.security import PasswordHasher, load_or_create_secret_key
 from roomchat.services import Services
-from roomchat.throttle import LoginThrottle
+from roomchat.throttle import create_limits
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             secret.get_secret_value() if secret else load_or_create_secret_key(settings.data_dir)
         )
         engine = create_engine(settings.database_url)
-        await create_tables(engine)
+        await prepare_schema(engine)
         sessions = create_session_factory(engine)
         hasher = PasswordHasher(concurrency=settings.password_hash_concurrency)
         broker, presence = create_backend(settings)
+        limits = create_limits(settings)
         room_manager = RoomManager(broker=broker, presence=presence, sessions=sessions)
         services = Services(
             settings=settings,
@@ -51,10 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             hasher=hasher,
             known_users=KnownUsers(sessions),
             rooms=room_manager,
-            http_posts=KeyedRateLimiter(
-                rate=settings.messages_per_second, burst=settings.message_burst
-            ),
-            login_throttle=LoginThrottle(settings),
+            http_posts=limits.http_posts,
+            login_throttle=limits.login_throttle,
         )
         try:
             yield {"services": services}
@@ -62,10 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await room_manager.close()
             await broker.close()
             await presence.close()
+            await limits.close()
             hasher.close()
             await engine.dispose()
 
     app = FastAPI(title="roomchat", version=__version__, lifespan=lifespan)
+    app.add_exception_handler(BrokerUnavailableError, backend_unavailable)
     app.add_middleware(SecurityHeaders)
     app.include_router(auth.router)
     app.include_router(rooms.router)
@@ -76,6 +78,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(ops.metrics_router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     return app
+
+
+async def backend_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """Redis is away (presence cannot be read): 503, and the client tries again."""
+    log.warning("answered 503: %s", exc)
+    return JSONResponse(
+        {"detail": "the chat backend is unavailable; try again shortly"},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
 
 
 app = create_app()

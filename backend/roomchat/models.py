@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, func
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -45,11 +45,17 @@ class User(Base):
 Index("ix_users_username_lower", func.lower(User.username), unique=True)
 
 
+#: 64-bit ids (a busy PostgreSQL passes 2**31 messages); SQLite's INTEGER already is, and
+#: only "INTEGER PRIMARY KEY" is its auto-incrementing rowid.
+MessageId = BigInteger().with_variant(Integer(), "sqlite")
+MAX_MESSAGE_ID = 2**63 - 1
+
+
 class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (Index("ix_messages_room_id", "room", "id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(MessageId, primary_key=True)
     room: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     author: Mapped[str] = mapped_column(String(32))

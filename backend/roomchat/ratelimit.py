@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 Clock = Callable[[], float]
 
@@ -69,3 +70,28 @@ class KeyedRateLimiter:
         """Seconds until ``key`` may act again, without taking anything."""
         bucket = self._buckets.get(key)
         return 0.0 if bucket is None else bucket.wait_time()
+
+
+class SharedRateLimiter(Protocol):
+    """Keyed token buckets that every worker may share (Redis) or this process keeps."""
+
+    async def allow(self, key: str) -> bool:
+        """Take one action's worth for ``key``; False when it has none left."""
+        ...
+
+    async def retry_after(self, key: str) -> float:
+        """Seconds until ``key`` may act again, without taking anything."""
+        ...
+
+
+class LocalRateLimiter:
+    """This process's buckets (one worker, or no Redis configured)."""
+
+    def __init__(self, limiter: KeyedRateLimiter) -> None:
+        self._limiter = limiter
+
+    async def allow(self, key: str) -> bool:
+        return self._limiter.allow(key)
+
+    async def retry_after(self, key: str) -> float:
+        return self._limiter.retry_after(key)

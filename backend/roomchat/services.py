@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from roomchat.config import Settings
 from roomchat.known_users import KnownUsers
-from roomchat.ratelimit import KeyedRateLimiter
+from roomchat.ratelimit import SharedRateLimiter
 from roomchat.realtime.manager import RoomManager
 from roomchat.security import PasswordHasher
 from roomchat.throttle import LoginThrottle
@@ -23,5 +23,5 @@ class Services:
     hasher: PasswordHasher
     known_users: KnownUsers
     rooms: RoomManager
-    http_posts: KeyedRateLimiter
+    http_posts: SharedRateLimiter
     login_throttle: LoginThrottle

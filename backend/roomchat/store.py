@@ -5,20 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from roomchat.models import Message, User
+from roomchat.models import MAX_MESSAGE_ID, Message, User
 
 __all__ = [
     "Draft",
     "Message",
+    "StoredBatch",
     "User",
     "UsernameTakenError",
     "add_messages",
     "create_user",
     "get_user",
+    "latest_message_id",
     "list_messages",
     "list_messages_after",
     "rooms_with_messages",
@@ -31,6 +33,13 @@ class Draft(NamedTuple):
     user_id: int
     author: str
     text: str
+
+
+class StoredBatch(NamedTuple):
+    """Messages just stored, and the id of the room's message before the first (0: none)."""
+
+    previous_id: int
+    messages: list[Message]
 
 
 class UsernameTakenError(Exception):
@@ -56,14 +65,32 @@ async def get_user(session: AsyncSession, *, username: str) -> User | None:
     return (await session.execute(statement)).scalar_one_or_none()
 
 
-async def add_messages(
-    session: AsyncSession, *, room: str, drafts: Sequence[Draft]
-) -> list[Message]:
-    """Store messages in one transaction (a group commit); ids follow the given order."""
+async def add_messages(session: AsyncSession, *, room: str, drafts: Sequence[Draft]) -> StoredBatch:
+    """Store messages in one transaction (a group commit); ids follow the given order.
+
+    A room's writers take turns (on every worker and host), so a room's messages commit in
+    id order and each batch knows the message before it: listeners use that link to notice
+    a message they never received. PostgreSQL needs a per-room advisory lock for this;
+    SQLite has one writer at a time anyway, and the insert below makes this transaction it.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"roomchat.room:{room}"},
+        )
     messages = [Message(room=room, user_id=d.user_id, author=d.author, text=d.text) for d in drafts]
     session.add_all(messages)
+    await session.flush()
+    previous = select(func.max(Message.id)).where(Message.room == room, Message.id < messages[0].id)
+    previous_id = (await session.execute(previous)).scalar_one_or_none() or 0
     await session.commit()
-    return messages
+    return StoredBatch(previous_id, messages)
+
+
+async def latest_message_id(session: AsyncSession, *, room: str) -> int:
+    """The id of the room's newest message (0 when it has none)."""
+    statement = select(func.max(Message.id)).where(Message.room == room)
+    return (await session.execute(statement)).scalar_one_or_none() or 0
 
 
 async def list_messages(
@@ -80,10 +107,14 @@ async def list_messages(
     last ``limit`` messages (paging back). ``before`` bounds either from above.
     """
     statement = select(Message).where(Message.room == room)
-    if before is not None:
-        statement = statement.where(Message.id < before)
+    if before is not None:  # past the largest id there can be: the same as no bound
+        statement = statement.where(Message.id < min(before, MAX_MESSAGE_ID))
     if after is not None:
-        statement = statement.where(Message.id > after).order_by(Message.id).limit(limit)
+        statement = (
+            statement.where(Message.id > min(after, MAX_MESSAGE_ID))
+            .order_by(Message.id)
+            .limit(limit)
+        )
         return list((await session.execute(statement)).scalars())
     statement = statement.order_by(Message.id.desc()).limit(limit)
     return list(reversed((await session.execute(statement)).scalars().all()))
@@ -91,6 +122,7 @@ async def list_messages(
 
 async def list_messages_after(session: AsyncSession, *, room: str, after: int) -> list[Message]:
     """Every message of a room after ``after``, oldest first: recovery after a reconnect."""
+    after = min(after, MAX_MESSAGE_ID)
     statement = select(Message).where(Message.room == room, Message.id > after).order_by(Message.id)
     return list((await session.execute(statement)).scalars())
 

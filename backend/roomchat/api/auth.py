@@ -21,8 +21,10 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def refuse_if_throttled(services: Services, *, address: str, username: str | None = None) -> None:
-    wait = services.login_throttle.retry_after(address=address, username=username)
+async def refuse_if_throttled(
+    services: Services, *, address: str, username: str | None = None
+) -> None:
+    wait = await services.login_throttle.retry_after(address=address, username=username)
     if wait:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
@@ -40,11 +42,11 @@ def refuse_if_throttled(services: Services, *, address: str, username: str | Non
 async def register(body: RegisterIn, request: Request, services: ServicesDep) -> UserOut:
     """Create an account."""
     address = client_address(request)
-    refuse_if_throttled(services, address=address)
+    await refuse_if_throttled(services, address=address)
     try:
         user = await accounts.register(services, username=body.username, password=body.password)
     except UsernameTakenError:
-        services.login_throttle.failed(address=address)
+        await services.login_throttle.failed(address=address)
         raise HTTPException(status.HTTP_409_CONFLICT, detail="Username is taken") from None
     return UserOut(id=user.id, username=user.username)
 
@@ -65,13 +67,13 @@ async def token(
 ) -> TokenOut:
     """Log in with the OAuth2 password grant; returns a bearer access token."""
     address = client_address(request)
-    refuse_if_throttled(services, address=address, username=form.username)
+    await refuse_if_throttled(services, address=address, username=form.username)
     try:
         access_token, expires_in = await accounts.login(
             services, username=form.username, password=form.password
         )
     except accounts.LoginFailedError:
-        services.login_throttle.failed(address=address, username=form.username)
+        await services.login_throttle.failed(address=address, username=form.username)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="Incorrect username or password",

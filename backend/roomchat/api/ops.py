@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from typing import Annotated
 
@@ -23,10 +24,13 @@ metrics_router = APIRouter(tags=["operations"])
 async def readyz(services: ServicesDep) -> JSONResponse:
     """Readiness: 200 when the store (and Redis, when configured) answers, else 503."""
     checks = await readiness(services.engine, services.settings.redis_url)
+    if "redis" in checks and not services.rooms.broker_connected:
+        checks["redis"] = "failed"  # Redis answers, but this worker's subscriber is not back
     ready = all(result == "ok" for result in checks.values())
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks},
         status_code=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"X-Roomchat-Worker": str(os.getpid())},  # which worker answered
     )
 
 

@@ -37,6 +37,24 @@ def message_event(message: Message) -> str:
     return encode({"type": "message", **message_dict(message)})
 
 
+def published_message(message: Message, previous_id: int) -> str:
+    """What goes through the broker for a message: ``"<previous id>|<message event>"``.
+
+    ``previous_id`` is the id of the message stored just before it in the same room (0 for
+    the first), so a listener can tell when one went missing and fetch it from the store.
+    Every other event is published as the frame itself, which starts with ``{``.
+    """
+    return f"{previous_id}|{message_event(message)}"
+
+
+def unwrap(payload: str) -> tuple[int | None, str]:
+    """``(previous id, frame)`` for a published message; ``(None, frame)`` for the rest."""
+    if payload.startswith("{"):
+        return None, payload
+    previous, _, frame = payload.partition("|")
+    return int(previous), frame
+
+
 def history_event(room: str, messages: Iterable[Message]) -> str:
     return encode(
         {"type": "history", "room": room, "messages": [message_dict(m) for m in messages]}

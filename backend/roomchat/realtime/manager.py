@@ -4,6 +4,14 @@ Every event a room receives comes through the broker, even in one process, so on
 behaves exactly like many: ``post`` stores a message, then publishes it; a listener per
 room (subscribed while the room has local sockets) hands each event to each local
 socket's bounded queue. No socket can hold up the others: a full queue drops that socket.
+
+Order and completeness come from the store, not from the broker: a room's messages are
+stored one batch at a time in id order (on every worker), each published with the id of
+the message before it. A listener delivers ids ascending only; when a message arrives
+whose predecessor it has not delivered (published late by another worker, or lost while
+Redis was away), or the broker reports a gap, it first fetches what it missed from the
+store. So every member on every worker sees the same messages in the same order, and a
+reconnect with ``since=`` stays exact.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from roomchat import store
 from roomchat.metrics import Metrics
 from roomchat.models import Message
 from roomchat.realtime import closecodes, events
-from roomchat.realtime.broker import Broker, Presence
+from roomchat.realtime.broker import Broker, BrokerUnavailableError, Gap, Presence
 from roomchat.realtime.broker.memory import KeyedLock
 from roomchat.realtime.outbox import Outbox
 
@@ -40,8 +48,20 @@ class Outgoing(NamedTuple):
         return cls(events.message_id(event), {"type": "websocket.send", "text": event})
 
 
+#: Most messages a listener fetches to fill a gap; past that its sockets reconnect (1012).
+CATCH_UP_LIMIT = 1000
+
+
 class StoreUnavailableError(Exception):
-    """The message could not be stored (or published), so it was not delivered."""
+    """The message could not be stored, so it was not delivered."""
+
+    code = "store_unavailable"
+
+
+class BackendUnavailableError(StoreUnavailableError):
+    """The shared backend (Redis) is away: the message was refused, not stored."""
+
+    code = "unavailable"
 
 
 @dataclass(eq=False)
@@ -72,6 +92,13 @@ class Connection:
         """Ask the socket's session to close as ``close`` says; the first request wins."""
         if not self.ended.done():
             self.ended.set_result(close)
+
+
+@dataclass(eq=False)
+class _Cursor:
+    """The newest message id a room's listener has delivered."""
+
+    last: int
 
 
 @dataclass(eq=False)
@@ -109,12 +136,12 @@ class RoomManager:
         await self._attach(connection)
         try:
             if await self._presence.add(room, user, connection.id):
-                await self._broker.publish(room, events.join_event(room, user))
+                await self._announce(room, events.join_event(room, user))
             yield
         finally:
             await self._detach(connection)
             if await self._presence.remove(room, user, connection.id):
-                await self._broker.publish(room, events.leave_event(room, user))
+                await self._announce(room, events.leave_event(room, user))
 
     async def _attach(self, connection: Connection) -> None:
         room = connection.room
@@ -143,11 +170,14 @@ class RoomManager:
     async def _listen(self, room: str, subscribed: asyncio.Future[None]) -> None:
         try:
             async with self._broker.subscribe(room) as subscription:
+                async with self._sessions() as session:
+                    cursor = _Cursor(await store.latest_message_id(session, room=room))
                 subscribed.set_result(None)
-                async for event in subscription:
-                    item = Outgoing.of(event)
-                    for connection in tuple(self._local.get(room, ())):
-                        connection.offer(item)
+                async for payload in subscription:
+                    if isinstance(payload, Gap):
+                        await self._catch_up(room, cursor)
+                    else:
+                        await self._route(room, cursor, payload)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -157,8 +187,47 @@ class RoomManager:
             if not subscribed.done():
                 subscribed.set_exception(exc)
             self._listeners.pop(room, None)
-            for connection in tuple(self._local.get(room, ())):
-                connection.drop(closecodes.INTERNAL_ERROR)
+            self._drop_all(room, closecodes.INTERNAL_ERROR)
+
+    async def _route(self, room: str, cursor: _Cursor, payload: str) -> None:
+        previous_id, frame = events.unwrap(payload)
+        if previous_id is None:
+            self._fan_out(room, frame)
+            return
+        message_id = events.message_id(frame)
+        if message_id is None or message_id <= cursor.last:
+            return  # already delivered: published late, or fetched in a catch-up
+        if previous_id > cursor.last:
+            await self._catch_up(room, cursor)  # the one before it never came: fetch it
+            if message_id <= cursor.last:
+                return
+        self._fan_out(room, frame)
+        cursor.last = message_id
+
+    async def _catch_up(self, room: str, cursor: _Cursor) -> None:
+        """Deliver from the store what this room's sockets may have missed."""
+        async with self._sessions() as session:
+            missed = await store.list_messages(
+                session, room=room, after=cursor.last, limit=CATCH_UP_LIMIT
+            )
+            if len(missed) == CATCH_UP_LIMIT:
+                # Too much for the sockets' queues: let each reconnect with since=.
+                cursor.last = await store.latest_message_id(session, room=room)
+                log.warning("room %s missed over %d messages; reconnecting it", room, len(missed))
+                self._drop_all(room, closecodes.SERVICE_RESTART)
+                return
+        for message in missed:
+            self._fan_out(room, events.message_event(message))
+            cursor.last = message.id
+
+    def _fan_out(self, room: str, frame: str) -> None:
+        item = Outgoing.of(frame)  # built once, shared by every socket
+        for connection in tuple(self._local.get(room, ())):
+            connection.offer(item)
+
+    def _drop_all(self, room: str, code: int) -> None:
+        for connection in tuple(self._local.get(room, ())):
+            connection.drop(code)
 
     def local_counts(self) -> tuple[int, int, int]:
         """Sockets, rooms and members (users per room, summed) in this process."""
@@ -172,18 +241,33 @@ class RoomManager:
     async def online(self) -> dict[str, int]:
         return await self._presence.rooms()
 
+    @property
+    def broker_connected(self) -> bool:
+        """False while the broker reconnects (readiness)."""
+        return self._broker.connected
+
     # -- events -----------------------------------------------------------------------
 
     async def typing(self, room: str, user: str) -> None:
-        await self._broker.publish(room, events.typing_event(room, user))
+        await self._announce(room, events.typing_event(room, user))
+
+    async def _announce(self, room: str, event: str) -> None:
+        """Publish a passing event (join, leave, typing): lost, not fatal, while away."""
+        try:
+            await self._broker.publish(room, event)
+        except BrokerUnavailableError as exc:
+            log.info("event not published: %s", exc)
 
     async def post(self, room: str, draft: store.Draft) -> Message:
-        """Store a message, then publish it; return it once stored and published.
+        """Store a message, then publish it; return it once stored and handed over.
 
         Posts to a room wait in line for one writer, which stores everything that queued up
-        meanwhile in one transaction (a group commit) and publishes the batch in id order
-        while holding the room's sequence, so every member sees ids ascending.
+        meanwhile in one transaction (a group commit) and publishes the batch in id order.
+        While the broker is away a post is refused (``BackendUnavailableError``) rather
+        than stored unseen; one stored just as it went away is recovered by the listeners.
         """
+        if not self._broker.connected:
+            raise BackendUnavailableError("the chat backend is reconnecting; try again shortly")
         post = _PendingPost(draft, asyncio.get_running_loop().create_future())
         self._pending.setdefault(room, []).append(post)
         if room not in self._writers:
@@ -193,15 +277,14 @@ class RoomManager:
     async def _write(self, room: str) -> None:
         try:
             while batch := self._pending.pop(room, None):
-                async with self._broker.sequence(room):
-                    await self._commit(room, batch)
+                await self._commit(room, batch)
         finally:
             del self._writers[room]
 
     async def _commit(self, room: str, batch: list[_PendingPost]) -> None:
         try:
             async with self._sessions() as session:
-                messages = await store.add_messages(
+                stored = await store.add_messages(
                     session, room=room, drafts=[post.draft for post in batch]
                 )
         except Exception as exc:
@@ -209,15 +292,19 @@ class RoomManager:
             self.metrics.backend_errors.labels("store").inc()
             _fail(batch, StoreUnavailableError("the message could not be stored"))
             return
-        self.metrics.messages_received.inc(len(messages))
-        for index, (post, message) in enumerate(zip(batch, messages, strict=True)):
+        self.metrics.messages_received.inc(len(stored.messages))
+        previous_id = stored.previous_id
+        for message in sorted(stored.messages, key=lambda m: m.id):
             try:
-                await self._broker.publish(room, events.message_event(message))
-            except Exception as exc:
-                log.warning("publishing to a room failed: %r", exc)
+                await self._broker.publish(room, events.published_message(message, previous_id))
+            except BrokerUnavailableError as exc:
+                # Stored, so not lost: listeners fetch it when the broker is back (a gap)
+                # or when the next message names it as its predecessor.
+                log.warning("message %d stored but not published: %s", message.id, exc)
                 self.metrics.backend_errors.labels("publish").inc()
-                _fail(batch[index:], StoreUnavailableError("the message could not be delivered"))
-                return
+                break
+            previous_id = message.id
+        for post, message in zip(batch, stored.messages, strict=True):
             if not post.stored.done():
                 post.stored.set_result(message)
 

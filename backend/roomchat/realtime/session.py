@@ -116,7 +116,7 @@ class SocketSession:
         try:
             await self._rooms.post(self._connection.room, draft)
         except StoreUnavailableError as exc:
-            await self._reply_error("store_unavailable", str(exc))
+            await self._reply_error(exc.code, str(exc))
 
     async def _reply_error(self, code: str, detail: str) -> None:
         self._connection.offer(Outgoing.of(events.error_event(code, detail)))

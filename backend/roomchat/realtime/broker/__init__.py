@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
-from roomchat.realtime.broker.base import Broker, Presence, Subscription
+from roomchat.realtime.broker.base import (
+    GAP,
+    Broker,
+    BrokerUnavailableError,
+    Gap,
+    Presence,
+    Subscription,
+)
 
-__all__ = ["Broker", "Presence", "Subscription"]
+__all__ = ["GAP", "Broker", "BrokerUnavailableError", "Gap", "Presence", "Subscription"]

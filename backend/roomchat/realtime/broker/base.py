@@ -9,31 +9,63 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Final, Protocol
+
+
+class BrokerUnavailableError(Exception):
+    """The broker (Redis) cannot be reached now; the caller may retry later."""
+
+
+class Gap:
+    """Yielded by a subscription when payloads may have been lost in between.
+
+    A Redis subscription yields it after reconnecting (and once re-subscribed), and when
+    it was entered while Redis was away. The subscriber recovers from the store.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "GAP"
+
+
+GAP: Final = Gap()
 
 
 class Subscription(Protocol):
-    """Payloads published to one channel after ``subscribe`` returned, in publish order."""
+    """Payloads published to one channel after ``subscribe`` returned, in publish order.
 
-    def __aiter__(self) -> AsyncIterator[str]: ...
+    ``GAP`` in the stream marks a place where payloads may be missing.
+    """
+
+    def __aiter__(self) -> AsyncIterator[str | Gap]: ...
 
 
 class Broker(Protocol):
     """Fan-out of payloads to every subscriber of a channel, in every process.
 
     Guarantee: at most once, in order per channel, to subscribers that were subscribed when
-    the payload was published. Nothing is replayed: what a socket missed is recovered from
-    the store, which is why a message is stored before it is published.
+    the payload was published; a loss (a dropped connection) is never silent: the
+    subscription yields ``GAP``. Nothing is replayed: what a socket missed is recovered
+    from the store, which is why a message is stored before it is published.
     """
 
-    async def publish(self, channel: str, payload: str) -> None: ...
-
-    def subscribe(self, channel: str) -> AbstractAsyncContextManager[Subscription]:
-        """Subscribed once entered; unsubscribed on exit."""
+    @property
+    def connected(self) -> bool:
+        """False while the broker is reconnecting: publishing now would fail."""
         ...
 
-    def sequence(self, channel: str) -> AbstractAsyncContextManager[None]:
-        """Held around "store, then publish" so that ids reach every member in id order."""
+    async def publish(self, channel: str, payload: str) -> None:
+        """Raise ``BrokerUnavailableError`` when the payload could not be handed over."""
+        ...
+
+    def subscribe(self, channel: str) -> AbstractAsyncContextManager[Subscription]:
+        """Subscribed once entered (or ``GAP`` first, if entered while away); unsubscribed
+        on exit."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise ``BrokerUnavailableError`` unless the broker answers now (readiness)."""
         ...
 
     async def close(self) -> None: ...
@@ -50,7 +82,9 @@ class Presence(Protocol):
         """Forget a connection; True when it was the user's last in the room."""
         ...
 
-    async def members(self, room: str) -> list[str]: ...
+    async def members(self, room: str) -> list[str]:
+        """Sorted user names; ``BrokerUnavailableError`` when it cannot be known now."""
+        ...
 
     async def rooms(self) -> dict[str, int]:
         """Rooms with members online, and how many."""

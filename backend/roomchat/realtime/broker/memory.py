@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
+
+from roomchat.realtime.broker.base import Gap
 
 
 class MemorySubscription:
     def __init__(self) -> None:
         self.queue: asyncio.Queue[str] = asyncio.Queue()
 
-    async def __aiter__(self) -> AsyncIterator[str]:
+    async def __aiter__(self) -> AsyncIterator[str | Gap]:
         while True:
             yield await self.queue.get()
 
@@ -41,11 +43,15 @@ class MemoryBroker:
 
     A subscriber's queue is unbounded here on purpose: its only reader is the room
     manager's listener, which never waits on a socket (sockets have bounded queues).
+    Nothing is ever lost in one process, so it never yields ``GAP``.
     """
 
     def __init__(self) -> None:
         self._subscribers: dict[str, set[MemorySubscription]] = defaultdict(set)
-        self._sequences = KeyedLock()
+
+    @property
+    def connected(self) -> bool:
+        return True
 
     async def publish(self, channel: str, payload: str) -> None:
         for subscription in self._subscribers.get(channel, ()):
@@ -62,8 +68,8 @@ class MemoryBroker:
             if not self._subscribers[channel]:
                 del self._subscribers[channel]
 
-    def sequence(self, channel: str) -> AbstractAsyncContextManager[None]:
-        return self._sequences.hold(channel)
+    async def ping(self) -> None:
+        return None
 
     async def close(self) -> None:
         self._subscribers.clear()

@@ -1,0 +1,1 @@
+"""Alembic migrations: ``make migrate`` (``roomchat migrate``) brings a database to head."""

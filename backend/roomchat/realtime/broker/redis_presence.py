@@ -1,0 +1,260 @@
+"""Presence in Redis: who is online in which room, across every worker and host.
+
+Each process is a *worker* with a random id. It records its connections under its id and
+renews a heartbeat (a deadline in a sorted set, on Redis's clock) every ``ttl / 3``
+seconds. Any worker sweeps workers whose deadline passed, as one that died without saying
+goodbye would: their connections are removed and ``leave`` is published for users left
+with none, so a dead worker's members are gone within about ``ttl * 4 / 3`` seconds.
+
+Every change is one Lua script, so counts stay exact whatever the interleaving. A worker
+keeps its own connections in memory too; when Redis lost them (a restart, or a sweep
+while this worker was cut off) or a call failed, it writes them again ("resync").
+
+Keys, under ``{prefix}:presence:``: ``workers`` (zset: worker → deadline, ms),
+``w:{worker}`` (set of ``room\\nuser\\nconnection``), ``alive:{worker}`` (written by a
+resync), ``r:{room}`` (hash: user → connections) and ``rooms`` (hash: room → users).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, cast
+from uuid import uuid4
+
+from roomchat.realtime import events
+from roomchat.realtime.broker.base import BrokerUnavailableError
+from roomchat.realtime.broker.redis import REDIS_ERRORS, redis_client, room_channel
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT_SECONDS = 10.0
+
+_COMMON = """
+local P = ARGV[1] .. ':presence:'
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function split(entry)
+  local a = string.find(entry, '\\n', 1, true)
+  local b = string.find(entry, '\\n', a + 1, true)
+  return string.sub(entry, 1, a - 1), string.sub(entry, a + 1, b - 1)
+end
+local function inc(room, user)
+  if redis.call('HINCRBY', P .. 'r:' .. room, user, 1) == 1 then
+    redis.call('HINCRBY', P .. 'rooms', room, 1)
+    return true
+  end
+  return false
+end
+local function dec(room, user)
+  local key = P .. 'r:' .. room
+  if redis.call('HINCRBY', key, user, -1) > 0 then return false end
+  redis.call('HDEL', key, user)
+  if redis.call('HINCRBY', P .. 'rooms', room, -1) <= 0 then
+    redis.call('HDEL', P .. 'rooms', room)
+  end
+  return true
+end
+local function forget_worker(worker, out)
+  local key = P .. 'w:' .. worker
+  for _, entry in ipairs(redis.call('SMEMBERS', key)) do
+    local room, user = split(entry)
+    if dec(room, user) then
+      table.insert(out, 'leave'); table.insert(out, room); table.insert(out, user)
+    end
+  end
+  redis.call('DEL', key, P .. 'alive:' .. worker)
+  redis.call('ZREM', P .. 'workers', worker)
+end
+"""
+
+# ARGV: prefix, worker, ttl_ms, entry -> 1 when the user's first connection in the room
+_ADD = """
+redis.call('ZADD', P .. 'workers', 'NX', now_ms() + tonumber(ARGV[3]), ARGV[2])
+if redis.call('SADD', P .. 'w:' .. ARGV[2], ARGV[4]) == 0 then return 0 end
+local room, user = split(ARGV[4])
+if inc(room, user) then return 1 end
+return 0
+"""
+
+# ARGV: prefix, worker, entry -> 1 when it was the user's last connection in the room
+_REMOVE = """
+if redis.call('SREM', P .. 'w:' .. ARGV[2], ARGV[3]) == 0 then return 0 end
+local room, user = split(ARGV[3])
+if dec(room, user) then return 1 end
+return 0
+"""
+
+# ARGV: prefix, worker, ttl_ms -> 1 while Redis still has what this worker wrote
+_HEARTBEAT = """
+redis.call('ZADD', P .. 'workers', now_ms() + tonumber(ARGV[3]), ARGV[2])
+return redis.call('EXISTS', P .. 'alive:' .. ARGV[2])
+"""
+
+# ARGV: prefix, worker, ttl_ms, entry... -> {'join'|'leave', room, user, ...}
+_RESYNC = """
+local key = P .. 'w:' .. ARGV[2]
+local wanted, out = {}, {}
+for i = 4, #ARGV do wanted[ARGV[i]] = true end
+for _, entry in ipairs(redis.call('SMEMBERS', key)) do
+  if wanted[entry] then
+    wanted[entry] = nil
+  else
+    redis.call('SREM', key, entry)
+    local room, user = split(entry)
+    if dec(room, user) then
+      table.insert(out, 'leave'); table.insert(out, room); table.insert(out, user)
+    end
+  end
+end
+for entry in pairs(wanted) do
+  redis.call('SADD', key, entry)
+  local room, user = split(entry)
+  if inc(room, user) then
+    table.insert(out, 'join'); table.insert(out, room); table.insert(out, user)
+  end
+end
+redis.call('SET', P .. 'alive:' .. ARGV[2], '1')
+redis.call('ZADD', P .. 'workers', now_ms() + tonumber(ARGV[3]), ARGV[2])
+return out
+"""
+
+# ARGV: prefix -> leaves of every worker whose heartbeat deadline passed
+_SWEEP = """
+local out = {}
+for _, worker in ipairs(redis.call('ZRANGEBYSCORE', P .. 'workers', '-inf', now_ms())) do
+  forget_worker(worker, out)
+end
+return out
+"""
+
+# ARGV: prefix, worker -> this worker's leaves, as it shuts down
+_RETIRE = """
+local out = {}
+forget_worker(ARGV[2], out)
+return out
+"""
+
+
+class RedisPresence:
+    def __init__(self, url: str, *, prefix: str, ttl: float = 15.0) -> None:
+        self._redis = redis_client(url)
+        self._prefix = prefix
+        self.worker = uuid4().hex
+        self._ttl_ms = str(int(ttl * 1000))
+        self._interval = ttl / 3
+        self._local: dict[str, str] = {}  # connection id -> entry
+        self._dirty = False  # a change may not have reached Redis: resync
+        self._lock = asyncio.Lock()
+        register = self._redis.register_script
+        self._add, self._remove = register(_COMMON + _ADD), register(_COMMON + _REMOVE)
+        self._heartbeat = register(_COMMON + _HEARTBEAT)
+        self._resync_script = register(_COMMON + _RESYNC)
+        self._sweep, self._retire = register(_COMMON + _SWEEP), register(_COMMON + _RETIRE)
+        self._stopping = asyncio.Event()
+        self._task = asyncio.create_task(self._maintain(), name="roomchat-presence")
+
+    async def add(self, room: str, user: str, connection_id: str) -> bool:
+        entry = f"{room}\n{user}\n{connection_id}"
+        async with self._lock:
+            self._local[connection_id] = entry
+            args = [self._prefix, self.worker, self._ttl_ms, entry]
+            return await self._change(self._add, args)
+
+    async def remove(self, room: str, user: str, connection_id: str) -> bool:
+        async with self._lock:
+            entry = self._local.pop(connection_id, None)
+            if entry is None:
+                return False
+            return await self._change(self._remove, [self._prefix, self.worker, entry])
+
+    async def members(self, room: str) -> list[str]:
+        try:
+            users = cast(list[str], await self._redis.hkeys(f"{self._prefix}:presence:r:{room}"))
+        except REDIS_ERRORS as exc:
+            raise BrokerUnavailableError(f"Redis is unavailable: {exc}") from exc
+        return sorted(users)
+
+    async def rooms(self) -> dict[str, int]:
+        try:
+            key = f"{self._prefix}:presence:rooms"
+            counts = cast(dict[str, str], await self._redis.hgetall(key))
+        except REDIS_ERRORS as exc:
+            raise BrokerUnavailableError(f"Redis is unavailable: {exc}") from exc
+        return {room: int(count) for room, count in counts.items() if int(count) > 0}
+
+    async def close(self) -> None:
+        # Not a cancel: redis-py may turn a cancelled command into a TimeoutError, which
+        # the loop would take for an outage and carry on.
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(self._task, STOP_TIMEOUT_SECONDS)
+        except TimeoutError:
+            log.warning("presence maintenance did not stop in time")
+        try:
+            await self._announce(await self._retire(args=[self._prefix, self.worker]))
+        except REDIS_ERRORS as exc:
+            log.info("could not retire this worker's presence: %r", exc)
+        await self._redis.aclose()
+
+    async def _change(self, script: Any, args: list[str]) -> bool:
+        try:
+            return bool(await script(args=args))
+        except REDIS_ERRORS as exc:
+            log.info("presence change deferred until Redis is back: %r", exc)
+            self._dirty = True
+            return False
+
+    # -- heartbeat, resync and sweep ---------------------------------------------------
+
+    async def _maintain(self) -> None:
+        failing = False
+        while not self._stopping.is_set():
+            try:
+                await self._tick()
+                if failing:
+                    log.info("presence is back in Redis")
+                failing = False
+            except REDIS_ERRORS as exc:
+                if not failing:
+                    log.warning("presence heartbeat failed; retrying: %r", exc)
+                failing = self._dirty = True
+            except Exception:
+                log.exception("presence maintenance failed; retrying")
+                self._dirty = True
+            delay = min(self._interval, 0.5) if self._dirty else self._interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def _tick(self) -> None:
+        alive = await self._heartbeat(args=[self._prefix, self.worker, self._ttl_ms])
+        if not alive or self._dirty:
+            await self.resync()
+        await self._announce(await self._sweep(args=[self._prefix]))
+
+    async def resync(self) -> None:
+        """Make Redis hold exactly this worker's connections; announce what changed."""
+        async with self._lock:
+            self._dirty = False
+            entries = list(self._local.values())
+            try:
+                changes = await self._resync_script(
+                    args=[self._prefix, self.worker, self._ttl_ms, *entries]
+                )
+            except BaseException:
+                self._dirty = True
+                raise
+        await self._announce(changes)
+
+    async def _announce(self, changes: list[str]) -> None:
+        if not changes:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for index in range(0, len(changes), 3):
+                kind, room, user = changes[index : index + 3]
+                event = events.join_event if kind == "join" else events.leave_event
+                pipe.publish(room_channel(self._prefix, room), event(room, user))
+            await pipe.execute()

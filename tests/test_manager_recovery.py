@@ -1,0 +1,109 @@
+"""The room manager's listener: ids ascending, nothing missed, nothing twice.
+
+Another worker may publish late, die between storing and publishing, or Redis may drop
+payloads; here the memory broker stands in, and the store is written to directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from roomchat import store
+from roomchat.db import create_engine, create_session_factory, create_tables
+from roomchat.realtime import events
+from roomchat.realtime.broker import GAP
+from roomchat.realtime.broker.memory import MemoryBroker, MemoryPresence
+from roomchat.realtime.manager import Connection, RoomManager
+
+TIMEOUT = 5.0
+
+
+@pytest.fixture
+async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+    await create_tables(engine)
+    factory = create_session_factory(engine)
+    async with factory() as session:
+        await store.create_user(session, username="alice", password_hash="-")
+    yield factory
+    await engine.dispose()
+
+
+@pytest.fixture
+async def rooms(
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[tuple[RoomManager, MemoryBroker]]:
+    broker = MemoryBroker()
+    manager = RoomManager(broker=broker, presence=MemoryPresence(), sessions=sessions)
+    yield manager, broker
+    await manager.close()
+
+
+async def messages(connection: Connection, count: int) -> list[dict[str, Any]]:
+    received: list[dict[str, Any]] = []
+    async with asyncio.timeout(TIMEOUT):
+        while len(received) < count:
+            item = await connection.queue.get()
+            if item.message_id is not None:
+                received.append(json.loads(item.asgi_message["text"]))
+    return received
+
+
+async def stored_elsewhere(sessions: async_sessionmaker[AsyncSession], text: str) -> store.Message:
+    """A message another worker stored and never published (it died, or Redis did)."""
+    async with sessions() as session:
+        batch = await store.add_messages(
+            session, room="lobby", drafts=[store.Draft(1, "bob", text)]
+        )
+    return batch.messages[0]
+
+
+def draft(text: str) -> store.Draft:
+    return store.Draft(1, "alice", text)
+
+
+async def test_a_message_never_published_is_fetched_before_the_next_one(
+    rooms: tuple[RoomManager, MemoryBroker], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    manager, _ = rooms
+    connection = Connection(user="alice", room="lobby", queue_size=100)
+    async with manager.join(connection):
+        await manager.post("lobby", draft("first"))
+        await stored_elsewhere(sessions, "never published")
+        await manager.post("lobby", draft("next"))
+        received = await messages(connection, 3)
+    assert [m["text"] for m in received] == ["first", "never published", "next"]
+    assert [m["id"] for m in received] == sorted(m["id"] for m in received)
+
+
+async def test_a_gap_is_filled_from_the_store(
+    rooms: tuple[RoomManager, MemoryBroker], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    manager, broker = rooms
+    connection = Connection(user="alice", room="lobby", queue_size=100)
+    async with manager.join(connection):
+        await stored_elsewhere(sessions, "missed while Redis was away")
+        for subscription in broker._subscribers["lobby"]:
+            subscription.queue.put_nowait(GAP)  # type: ignore[arg-type]
+        received = await messages(connection, 1)
+    assert [m["text"] for m in received] == ["missed while Redis was away"]
+
+
+async def test_a_late_or_repeated_publish_is_not_delivered_twice(
+    rooms: tuple[RoomManager, MemoryBroker], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    manager, broker = rooms
+    connection = Connection(user="alice", room="lobby", queue_size=100)
+    async with manager.join(connection):
+        first = await manager.post("lobby", draft("once"))
+        await broker.publish("lobby", events.published_message(first, 0))  # again, late
+        await manager.post("lobby", draft("then this"))
+        received = await messages(connection, 2)
+    assert [m["text"] for m in received] == ["once", "then this"]

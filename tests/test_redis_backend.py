@@ -1,0 +1,128 @@
+"""What only the Redis backend does: presence across workers, dead workers, Redis restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+
+import pytest
+
+from roomchat.realtime.broker import GAP, BrokerUnavailableError, Subscription
+from roomchat.realtime.broker.redis import RedisBroker
+from roomchat.realtime.broker.redis_presence import RedisPresence
+from tests import services
+
+TIMEOUT = 10.0
+
+
+async def eventually(condition: Callable[[], object], timeout: float = TIMEOUT) -> None:
+    """Poll ``condition`` (sync or async) until it is true, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def next_event(subscription: Subscription, kind: str) -> dict[str, str]:
+    async with asyncio.timeout(TIMEOUT):
+        async for payload in subscription:
+            if payload is not GAP and json.loads(str(payload))["type"] == kind:
+                return dict(json.loads(str(payload)))
+    raise AssertionError("the subscription ended")
+
+
+async def test_presence_spans_workers(redis_prefix: str) -> None:
+    one = RedisPresence(services.REDIS_URL, prefix=redis_prefix)
+    two = RedisPresence(services.REDIS_URL, prefix=redis_prefix)
+    try:
+        assert await one.add("lobby", "alice", "a1") is True
+        assert await two.add("lobby", "alice", "a2") is False  # same user, other worker
+        assert await two.add("lobby", "bob", "b1") is True
+        for presence in (one, two):
+            assert await presence.members("lobby") == ["alice", "bob"]
+            assert await presence.rooms() == {"lobby": 2}
+        assert await one.remove("lobby", "alice", "a1") is False
+        assert await two.remove("lobby", "alice", "a2") is True
+        assert await one.members("lobby") == ["bob"]
+    finally:
+        await one.close()
+        await two.close()
+    # A worker that shuts down takes its members with it.
+    survivor = RedisPresence(services.REDIS_URL, prefix=redis_prefix)
+    assert await survivor.members("lobby") == []
+    await survivor.close()
+
+
+async def test_a_dead_workers_members_leave_within_the_ttl(redis_prefix: str) -> None:
+    broker = RedisBroker(services.REDIS_URL, prefix=redis_prefix)
+    doomed = RedisPresence(services.REDIS_URL, prefix=redis_prefix, ttl=1.0)
+    survivor = RedisPresence(services.REDIS_URL, prefix=redis_prefix, ttl=1.0)
+    try:
+        async with broker.subscribe("lobby") as subscription:
+            await doomed.add("lobby", "alice", "a1")
+            await survivor.add("lobby", "bob", "b1")
+            assert await survivor.members("lobby") == ["alice", "bob"]
+            # Dies without a goodbye: no more heartbeats, nothing removed.
+            doomed._stopping.set()
+            await doomed._task
+            await doomed._redis.aclose()
+            started = time.monotonic()
+            leave = await next_event(subscription, "leave")
+            assert leave == {"type": "leave", "room": "lobby", "user": "alice"}
+            assert time.monotonic() - started < 1.0 * 4 / 3 + 1.0
+            assert await survivor.members("lobby") == ["bob"]
+    finally:
+        await survivor.close()
+        await broker.close()
+
+
+async def test_the_subscriber_reconnects_and_reports_the_gap(
+    private_redis: services.PrivateRedis,
+) -> None:
+    broker = RedisBroker(private_redis.url, prefix="t", ping_interval=0.5)
+    try:
+        async with broker.subscribe("lobby") as subscription:
+            await broker.publish("lobby", "one")
+            items = aiter(subscription)
+            assert await asyncio.wait_for(anext(items), TIMEOUT) == "one"
+
+            await asyncio.to_thread(private_redis.stop)
+            await eventually(lambda: not broker.connected)
+            with pytest.raises(BrokerUnavailableError):
+                await broker.publish("lobby", "lost")
+            with pytest.raises(BrokerUnavailableError):
+                await broker.ping()
+
+            await asyncio.to_thread(private_redis.start)
+            assert await asyncio.wait_for(anext(items), TIMEOUT) is GAP
+            assert broker.connected
+            await broker.publish("lobby", "two")
+            assert await asyncio.wait_for(anext(items), TIMEOUT) == "two"
+    finally:
+        await broker.close()
+
+
+async def test_presence_is_written_again_after_redis_restarts(
+    private_redis: services.PrivateRedis,
+) -> None:
+    broker = RedisBroker(private_redis.url, prefix="t")
+    presence = RedisPresence(private_redis.url, prefix="t", ttl=1.5)
+    try:
+        await presence.add("lobby", "alice", "a1")
+        await asyncio.to_thread(private_redis.stop)
+        assert await presence.add("lobby", "bob", "b1") is False  # deferred, not lost
+        with pytest.raises(BrokerUnavailableError):
+            await presence.members("lobby")
+        await asyncio.to_thread(private_redis.start)  # empty: no persistence
+        await eventually(lambda: presence.members("lobby"))
+        assert await presence.members("lobby") == ["alice", "bob"]
+    finally:
+        await presence.close()
+        await broker.close()

@@ -1,0 +1,175 @@
+"""Redis restarting under traffic: sockets stay open, nothing stored is lost or repeated.
+
+Two workers (two servers in this process, one PostgreSQL database) share a private
+redis-server, which is killed while two talkers keep sending and started again (empty:
+no persistence). Meanwhile /readyz says degraded and sends get an ``unavailable`` error;
+afterwards every reader has every stored message exactly once, in id order, and presence
+lists everyone again on both workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from roomchat.security import create_access_token
+from tests import services
+from tests.conftest import PASSWORD, TEST_SECRET, make_settings
+from tests.live import LiveServer
+from tests.wsclient import open_socket, recv, room_url
+
+TIMEOUT = 20.0
+NAMES = ["talker_a", "talker_b", "reader_a", "reader_b"]
+
+
+@pytest.fixture
+def two_workers(
+    tmp_path: Path, postgres_url: str, private_redis: services.PrivateRedis
+) -> Iterator[tuple[LiveServer, LiveServer]]:
+    settings = make_settings(
+        tmp_path,
+        database_url=postgres_url,
+        redis_url=private_redis.url,
+        redis_prefix="restart",
+        presence_ttl_seconds=3,
+        messages_per_second=1000,
+        message_burst=1000,
+    )
+    servers = (LiveServer(settings), LiveServer(settings))
+    for server in servers:
+        server.start()
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+async def status(client: httpx.AsyncClient, server: LiveServer) -> int:
+    return (await client.get(f"{server.http_url}/readyz")).status_code
+
+
+async def wait_for(condition: Any, timeout: float = TIMEOUT) -> None:
+    """Poll an async condition until true, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+class Member:
+    """A socket that records every message and error frame it gets."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.ids: list[int] = []
+        self.errors: list[str] = []
+        self.closed = False
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                frame = json.loads(raw)
+                if frame["type"] == "message":
+                    self.ids.append(frame["id"])
+                elif frame["type"] == "error":
+                    self.errors.append(frame["code"])
+        finally:
+            self.closed = True
+
+
+async def test_a_redis_restart_during_traffic_loses_nothing(
+    two_workers: tuple[LiveServer, LiveServer], private_redis: services.PrivateRedis
+) -> None:
+    a, b = two_workers
+    async with httpx.AsyncClient(timeout=10) as client:
+        for name in NAMES:
+            response = await client.post(
+                f"{a.http_url}/api/auth/register", json={"username": name, "password": PASSWORD}
+            )
+            assert response.status_code == 201
+    tokens = {n: create_access_token(subject=n, secret_key=TEST_SECRET, minutes=10) for n in NAMES}
+
+    async def join(server: LiveServer, name: str) -> Member:
+        ws = await open_socket(room_url(server.ws_url, "lobby", tokens[name]), max_queue=None)
+        assert (await recv(ws))["type"] == "history"
+        assert (await recv(ws))["type"] == "presence"
+        return Member(ws)
+
+    talker_a, talker_b = await join(a, "talker_a"), await join(b, "talker_b")
+    readers = [await join(a, "reader_a"), await join(b, "reader_b")]
+    members = [talker_a, talker_b, *readers]
+
+    stop = asyncio.Event()
+
+    async def talk(member: Member, name: str) -> None:
+        n = 0
+        while not stop.is_set():
+            await member.ws.send(f"{name} {n}")
+            n += 1
+            await asyncio.sleep(0.01)  # pacing the traffic, not waiting for anything
+
+    talking = [asyncio.create_task(talk(talker_a, "a")), asyncio.create_task(talk(talker_b, "b"))]
+    async with httpx.AsyncClient(timeout=5) as client:
+
+        async def delivered(count: int) -> Any:
+            async def check() -> bool:
+                return all(len(reader.ids) >= count for reader in readers)
+
+            return check
+
+        await wait_for(await delivered(10))
+        await asyncio.to_thread(private_redis.stop)
+
+        async def degraded() -> bool:
+            return await status(client, a) == 503 and await status(client, b) == 503
+
+        await wait_for(degraded)
+
+        async def refused() -> bool:
+            return "unavailable" in talker_a.errors and "unavailable" in talker_b.errors
+
+        await wait_for(refused)
+        await asyncio.to_thread(private_redis.start)
+
+        async def ready() -> bool:
+            return await status(client, a) == 200 and await status(client, b) == 200
+
+        await wait_for(ready)
+        before = len(readers[0].ids)
+        await wait_for(await delivered(before + 20))
+        stop.set()
+        await asyncio.gather(*talking)
+
+        auth = {"Authorization": f"Bearer {tokens['reader_a']}"}
+        page = await client.get(f"{a.http_url}/api/rooms/lobby/messages?limit=200", headers=auth)
+        stored = [message["id"] for message in page.json()["messages"]]
+        assert len(stored) < 200
+
+        async def all_delivered() -> bool:
+            return all(len(member.ids) >= len(stored) for member in members)
+
+        await wait_for(all_delivered)
+        for member in members:
+            assert member.ids == stored  # every stored message, once, in id order
+            assert not member.closed  # the socket stayed open throughout
+
+        async def everyone_present() -> bool:
+            for server in (a, b):
+                response = await client.get(
+                    f"{server.http_url}/api/rooms/lobby/members", headers=auth
+                )
+                if response.status_code != 200 or response.json()["members"] != sorted(NAMES):
+                    return False
+            return True
+
+        await wait_for(everyone_present)
+    for member in members:
+        await member.ws.close()
+        await member.task
