@@ -172,7 +172,7 @@ async def test_a_consumer_too_slow_for_its_queue_is_dropped_and_catches_up(
     """The server closes a socket whose queue overflows (1013); the room resumes from since."""
     total = 60
     server = live_server(
-        send_queue_size=2,
+        send_queue_bytes=1024,
         send_buffer_bytes=4096,
         messages_per_second=1000,
         message_burst=1000,

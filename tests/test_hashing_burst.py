@@ -66,9 +66,9 @@ async def test_a_burst_of_logins_stays_bounded_and_the_server_keeps_serving(
         async with asyncio.timeout(30):
             while counting.calls < BURST // 4:
                 await asyncio.wait(burst, timeout=0.05, return_when=asyncio.FIRST_COMPLETED)
-        assert (await asyncio.wait_for(client.get("/healthz"), 2)).status_code == 200
+        assert (await asyncio.wait_for(client.get("/healthz"), 5)).status_code == 200
         await ws.send("still chatting during the burst")
-        assert (await recv_type(ws, "message", timeout=2))["text"].startswith("still chatting")
+        assert (await recv_type(ws, "message", timeout=5))["text"].startswith("still chatting")
         assert not all(task.done() for task in burst), "the burst was over too soon to tell"
         responses = await asyncio.gather(*burst)
 

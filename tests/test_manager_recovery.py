@@ -73,7 +73,7 @@ async def test_a_message_never_published_is_fetched_before_the_next_one(
     rooms: tuple[RoomManager, MemoryBroker], sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     manager, _ = rooms
-    connection = Connection(user="alice", room="lobby", queue_size=100)
+    connection = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
     async with manager.join(connection):
         await manager.post("lobby", draft("first"))
         await stored_elsewhere(sessions, "never published")
@@ -87,7 +87,7 @@ async def test_a_gap_is_filled_from_the_store(
     rooms: tuple[RoomManager, MemoryBroker], sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     manager, broker = rooms
-    connection = Connection(user="alice", room="lobby", queue_size=100)
+    connection = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
     async with manager.join(connection):
         await stored_elsewhere(sessions, "missed while Redis was away")
         for subscription in broker._subscribers["lobby"]:
@@ -100,7 +100,7 @@ async def test_a_late_or_repeated_publish_is_not_delivered_twice(
     rooms: tuple[RoomManager, MemoryBroker], sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     manager, broker = rooms
-    connection = Connection(user="alice", room="lobby", queue_size=100)
+    connection = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
     async with manager.join(connection):
         first = await manager.post("lobby", draft("once"))
         await broker.publish("lobby", events.published_message(first, 0))  # again, late

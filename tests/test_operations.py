@@ -95,7 +95,8 @@ async def test_metrics_count_what_happens(live_server: Callable[..., LiveServer]
     assert value(samples, "roomchat_messages_received_total") == 4
     # Two messages to two sockets in lobby, two to one socket in other.
     assert value(samples, "roomchat_messages_delivered_total") == 6
-    assert value(samples, "roomchat_fanout_seconds_count") == 6
+    # The fan-out histogram has one sample per batch a socket's writer sent.
+    assert 3 <= value(samples, "roomchat_fanout_seconds_count") <= 6
     assert value(samples, "roomchat_fanout_seconds_sum") > 0
     assert value(samples, "roomchat_rate_limited_total", via="socket") == 1
     assert value(samples, "roomchat_rate_limited_total", via="http") == 1

@@ -18,7 +18,7 @@ async def test_a_member_that_never_reads_is_dropped_and_the_room_keeps_flowing(
     # Small socket buffers on both ends, so a reader that stops shows up within a few
     # hundred KiB instead of the many MiB that loopback buffers can hold.
     server = live_server(
-        send_queue_size=16,
+        send_queue_bytes=48_000,  # 16 of its 3,000-character messages
         messages_per_second=10_000,
         message_burst=10_000,
         send_buffer_bytes=16_384,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from sqlalchemy import func, select, text
@@ -18,6 +18,7 @@ __all__ = [
     "User",
     "UsernameTakenError",
     "add_messages",
+    "add_messages_to_rooms",
     "create_user",
     "get_user",
     "latest_message_id",
@@ -66,25 +67,48 @@ async def get_user(session: AsyncSession, *, username: str) -> User | None:
 
 
 async def add_messages(session: AsyncSession, *, room: str, drafts: Sequence[Draft]) -> StoredBatch:
-    """Store messages in one transaction (a group commit); ids follow the given order.
+    """Store one room's messages in one transaction; ids follow the given order."""
+    return (await add_messages_to_rooms(session, drafts={room: drafts}))[room]
 
-    A room's writers take turns (on every worker and host), so a room's messages commit in
-    id order and each batch knows the message before it: listeners use that link to notice
-    a message they never received. PostgreSQL needs a per-room advisory lock for this;
-    SQLite has one writer at a time anyway, and the insert below makes this transaction it.
+
+async def add_messages_to_rooms(
+    session: AsyncSession, *, drafts: Mapping[str, Sequence[Draft]]
+) -> dict[str, StoredBatch]:
+    """Store messages for several rooms in one transaction (a group commit).
+
+    Within a room, ids follow the given order. A room's writers take turns (on every worker
+    and host), so a room's messages commit in id order and each batch knows the message
+    before it: listeners use that link to notice a message they never received.
+    PostgreSQL needs a per-room advisory lock for this (taken in name order, so two
+    writers never wait on each other crosswise); SQLite has one writer at a time anyway,
+    and the insert below makes this transaction it.
     """
+    rooms = sorted(drafts)
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": f"roomchat.room:{room}"},
-        )
-    messages = [Message(room=room, user_id=d.user_id, author=d.author, text=d.text) for d in drafts]
-    session.add_all(messages)
+        for room in rooms:
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": f"roomchat.room:{room}"},
+            )
+    messages = {
+        room: [
+            Message(room=room, user_id=d.user_id, author=d.author, text=d.text)
+            for d in drafts[room]
+        ]
+        for room in rooms
+    }
+    session.add_all([message for room in rooms for message in messages[room]])
     await session.flush()
-    previous = select(func.max(Message.id)).where(Message.room == room, Message.id < messages[0].id)
-    previous_id = (await session.execute(previous)).scalar_one_or_none() or 0
+    # Every id just taken is newer than any committed message of these (locked) rooms.
+    first_new = min(batch[0].id for batch in messages.values())
+    previous = (
+        select(Message.room, func.max(Message.id))
+        .where(Message.room.in_(rooms), Message.id < first_new)
+        .group_by(Message.room)
+    )
+    previous_ids = {room: last for room, last in await session.execute(previous)}
     await session.commit()
-    return StoredBatch(previous_id, messages)
+    return {room: StoredBatch(previous_ids.get(room, 0), messages[room]) for room in rooms}
 
 
 async def latest_message_id(session: AsyncSession, *, room: str) -> int:

@@ -12,7 +12,7 @@ from roomchat.api.responses import MALFORMED_BODY, NOT_LOGGED_IN, THROTTLED
 from roomchat.deps import CurrentUser, ServicesDep
 from roomchat.realtime import events
 from roomchat.realtime.frames import FrameError, check_text
-from roomchat.realtime.manager import StoreUnavailableError
+from roomchat.realtime.writer import StoreUnavailableError
 from roomchat.schemas import (
     ROOM_PATTERN,
     MembersOut,

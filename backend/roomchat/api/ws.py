@@ -32,7 +32,8 @@ async def room_socket(websocket: WebSocket, room: str, services: ServicesDep) ->
 
     # 2. Join: from here on, the room's events queue up for this socket.
     user = admission.principal.username
-    connection = Connection(user=user, room=room, queue_size=services.settings.send_queue_size)
+    budget = services.settings.send_queue_bytes
+    connection = Connection(user=user, room=room, queue_bytes=budget)
     async with services.rooms.join(connection):
         # 3. Replay history (the last messages, or all after since=), then presence.
         async with services.sessions() as session:

@@ -33,6 +33,7 @@ from roomchat.realtime import closecodes, events
 from roomchat.realtime.broker import Broker, BrokerUnavailableError, Gap, Presence
 from roomchat.realtime.broker.memory import KeyedLock
 from roomchat.realtime.outbox import Outbox
+from roomchat.realtime.writer import MessageWriter
 
 log = logging.getLogger(__name__)
 
@@ -52,36 +53,24 @@ class Outgoing(NamedTuple):
 CATCH_UP_LIMIT = 1000
 
 
-class StoreUnavailableError(Exception):
-    """The message could not be stored, so it was not delivered."""
-
-    code = "store_unavailable"
-
-
-class BackendUnavailableError(StoreUnavailableError):
-    """The shared backend (Redis) is away: the message was refused, not stored."""
-
-    code = "unavailable"
-
-
 @dataclass(eq=False)
 class Connection:
     """One socket's membership: who, where, and its bounded outgoing queue."""
 
     user: str
     room: str
-    queue_size: int
+    queue_bytes: int
     id: str = field(default_factory=lambda: uuid4().hex)
     outbox: Outbox[Outgoing] = field(init=False)
     ended: asyncio.Future[closecodes.Close] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.outbox = Outbox(self.queue_size)
+        self.outbox = Outbox(self.queue_bytes)
         self.ended = asyncio.get_running_loop().create_future()
 
     def offer(self, item: Outgoing) -> None:
         """Queue an event; a socket whose outbox is full is too slow and is dropped."""
-        if not self.outbox.put(item):
+        if not self.outbox.put(item, len(item.asgi_message["text"])):
             self.drop(closecodes.TRY_AGAIN_LATER)
 
     def drop(self, code: int) -> None:
@@ -101,12 +90,6 @@ class _Cursor:
     last: int
 
 
-@dataclass(eq=False)
-class _PendingPost:
-    draft: store.Draft
-    stored: asyncio.Future[Message]
-
-
 class RoomManager:
     def __init__(
         self,
@@ -124,8 +107,7 @@ class RoomManager:
         self._local: dict[str, set[Connection]] = {}
         self._listeners: dict[str, asyncio.Task[None]] = {}
         self._membership = KeyedLock()
-        self._pending: dict[str, list[_PendingPost]] = {}
-        self._writers: dict[str, asyncio.Task[None]] = {}
+        self._writer = MessageWriter(broker=broker, sessions=sessions, metrics=self.metrics)
 
     # -- membership -------------------------------------------------------------------
 
@@ -258,70 +240,21 @@ class RoomManager:
         except BrokerUnavailableError as exc:
             log.info("event not published: %s", exc)
 
+    def submit(self, room: str, draft: store.Draft) -> asyncio.Future[Message]:
+        """Queue a message to store and publish; see ``MessageWriter.submit``."""
+        return self._writer.submit(room, draft)
+
     async def post(self, room: str, draft: store.Draft) -> Message:
-        """Store a message, then publish it; return it once stored and handed over.
-
-        Posts to a room wait in line for one writer, which stores everything that queued up
-        meanwhile in one transaction (a group commit) and publishes the batch in id order.
-        While the broker is away a post is refused (``BackendUnavailableError``) rather
-        than stored unseen; one stored just as it went away is recovered by the listeners.
-        """
-        if not self._broker.connected:
-            raise BackendUnavailableError("the chat backend is reconnecting; try again shortly")
-        post = _PendingPost(draft, asyncio.get_running_loop().create_future())
-        self._pending.setdefault(room, []).append(post)
-        if room not in self._writers:
-            self._writers[room] = asyncio.create_task(self._write(room), name=f"writer-{room}")
-        return await post.stored
-
-    async def _write(self, room: str) -> None:
-        try:
-            while batch := self._pending.pop(room, None):
-                await self._commit(room, batch)
-        finally:
-            del self._writers[room]
-
-    async def _commit(self, room: str, batch: list[_PendingPost]) -> None:
-        try:
-            async with self._sessions() as session:
-                stored = await store.add_messages(
-                    session, room=room, drafts=[post.draft for post in batch]
-                )
-        except Exception as exc:
-            log.warning("storing %d message(s) failed: %r", len(batch), exc)
-            self.metrics.backend_errors.labels("store").inc()
-            _fail(batch, StoreUnavailableError("the message could not be stored"))
-            return
-        self.metrics.messages_received.inc(len(stored.messages))
-        previous_id = stored.previous_id
-        for message in sorted(stored.messages, key=lambda m: m.id):
-            try:
-                await self._broker.publish(room, events.published_message(message, previous_id))
-            except BrokerUnavailableError as exc:
-                # Stored, so not lost: listeners fetch it when the broker is back (a gap)
-                # or when the next message names it as its predecessor.
-                log.warning("message %d stored but not published: %s", message.id, exc)
-                self.metrics.backend_errors.labels("publish").inc()
-                break
-            previous_id = message.id
-        for post, message in zip(batch, stored.messages, strict=True):
-            if not post.stored.done():
-                post.stored.set_result(message)
+        """Store and publish a message; return it once stored and handed over."""
+        return await self._writer.submit(room, draft)
 
     async def close(self) -> None:
         """Close every socket as the server goes away, and stop the listeners."""
         for connections in self._local.values():
             for connection in connections:
                 connection.drop(closecodes.GOING_AWAY)
-        writers = list(self._writers.values())
-        await asyncio.gather(*writers, return_exceptions=True)
+        await self._writer.close()
         listeners = list(self._listeners.values())
         for listener in listeners:
             listener.cancel()
         await asyncio.gather(*listeners, return_exceptions=True)
-
-
-def _fail(batch: list[_PendingPost], error: Exception) -> None:
-    for post in batch:
-        if not post.stored.done():
-            post.stored.set_exception(error)

@@ -16,23 +16,28 @@ T = TypeVar("T")
 
 
 class Outbox(Generic[T]):
-    __slots__ = ("_items", "_limit", "_waiter", "oldest_put_at")
+    __slots__ = ("_items", "_limit", "_size", "_waiter", "oldest_put_at")
 
     def __init__(self, limit: int) -> None:
         self._items: deque[T] = deque()
+        self._size = 0  # bytes (or any measure ``put`` is given) waiting
         self._limit = limit
         self._waiter: asyncio.Future[None] | None = None
         #: When the oldest waiting item was put in (monotonic): how long a batch waited.
         self.oldest_put_at = 0.0
 
-    def put(self, item: T) -> bool:
-        """Add ``item``; False, and nothing added, when the outbox is full."""
+    def put(self, item: T, size: int) -> bool:
+        """Add ``item`` of ``size``; False, and nothing added, when it would overflow.
+
+        An empty outbox takes any one item, so no single event is too big to deliver.
+        """
         items = self._items
-        if len(items) >= self._limit:
+        if items and self._size + size > self._limit:
             return False
         if not items:
             self.oldest_put_at = time.monotonic()
         items.append(item)
+        self._size += size
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -46,7 +51,7 @@ class Outbox(Generic[T]):
                 await self._waiter
             finally:
                 self._waiter = None
-        items, self._items = self._items, deque()
+        items, self._items, self._size = self._items, deque(), 0
         return items
 
     def __len__(self) -> int:

@@ -17,19 +17,17 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from roomchat import store
 from roomchat.accounts import Principal
 from roomchat.config import Settings
+from roomchat.models import Message
 from roomchat.ratelimit import TokenBucket
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.frames import ChatMessage, FrameError, Typing, parse_frame
-from roomchat.realtime.manager import (
-    Connection,
-    Outgoing,
-    RoomManager,
-    StoreUnavailableError,
-)
+from roomchat.realtime.manager import Connection, Outgoing, RoomManager
+from roomchat.realtime.writer import StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_SECONDS = 5.0
+MAX_POSTS_IN_FLIGHT = 64
 
 
 class SocketSession:
@@ -53,6 +51,7 @@ class SocketSession:
         self._messages = TokenBucket(rate=rate, burst=burst)
         self._strikes = TokenBucket(rate=rate, burst=burst)  # too many refusals: abuse
         self._typing = TokenBucket(rate=1, burst=2)
+        self._in_flight: set[asyncio.Future[Message]] = set()
 
     async def run(self) -> closecodes.Close | None:
         """Serve the socket until one side ends; return how to close it (None: client left)."""
@@ -112,11 +111,29 @@ class SocketSession:
         return False
 
     async def _post(self, frame: ChatMessage) -> None:
+        """Hand the message to the writer and read on; a failure comes back as an error.
+
+        Up to ``MAX_POSTS_IN_FLIGHT`` of a socket's messages wait to be stored at once, so
+        a fast sender's messages share transactions; past that, reading waits.
+        """
         draft = store.Draft(self._principal.user_id, self._principal.username, frame.text)
         try:
-            await self._rooms.post(self._connection.room, draft)
+            stored = self._rooms.submit(self._connection.room, draft)
         except StoreUnavailableError as exc:
             await self._reply_error(exc.code, str(exc))
+            return
+        self._in_flight.add(stored)
+        stored.add_done_callback(self._after_store)
+        if len(self._in_flight) >= MAX_POSTS_IN_FLIGHT:
+            await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+
+    def _after_store(self, stored: asyncio.Future[Message]) -> None:
+        self._in_flight.discard(stored)
+        error = None if stored.cancelled() else stored.exception()
+        if isinstance(error, StoreUnavailableError):
+            self._connection.offer(Outgoing.of(events.error_event(error.code, str(error))))
+        elif error is not None:
+            log.error("storing a message failed", exc_info=error)
 
     async def _reply_error(self, code: str, detail: str) -> None:
         self._connection.offer(Outgoing.of(events.error_event(code, detail)))
@@ -133,8 +150,10 @@ class SocketSession:
                         await send(asgi_message)
                         sent += message_id is not None
                 metrics.delivered(sent, waited_since)
-        except (WebSocketDisconnect, OSError):
-            return None  # the client is gone: nothing left to close
+        except (WebSocketDisconnect, OSError, RuntimeError):
+            # The client is gone (the server may already have answered its close frame,
+            # which makes a further send a RuntimeError): nothing left to close.
+            return None
 
 
 async def close_socket(websocket: WebSocket, close: closecodes.Close) -> None:

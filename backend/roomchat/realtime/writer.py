@@ -1,0 +1,119 @@
+"""The message writer: store, then publish, every message posted in this process.
+
+One writer per process takes everything posted while it was busy, from every room, and
+stores it in one transaction (a group commit); then it publishes each room's messages in id
+order, each naming the message before it, and only then tells the senders. A sender can
+keep posting meanwhile: its posts wait in line and go into the next transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from roomchat import store
+from roomchat.metrics import Metrics
+from roomchat.models import Message
+from roomchat.realtime import events
+from roomchat.realtime.broker import Broker, BrokerUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+class StoreUnavailableError(Exception):
+    """The message could not be stored, so it was not delivered."""
+
+    code = "store_unavailable"
+
+
+class BackendUnavailableError(StoreUnavailableError):
+    """The shared backend (Redis) is away: the message was refused, not stored."""
+
+    code = "unavailable"
+
+
+@dataclass(eq=False, slots=True)
+class _Post:
+    room: str
+    draft: store.Draft
+    stored: asyncio.Future[Message]
+
+
+class MessageWriter:
+    def __init__(
+        self, *, broker: Broker, sessions: async_sessionmaker[AsyncSession], metrics: Metrics
+    ) -> None:
+        self._broker = broker
+        self._sessions = sessions
+        self._metrics = metrics
+        self._pending: list[_Post] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, room: str, draft: store.Draft) -> asyncio.Future[Message]:
+        """Queue a message; the future resolves once it is stored and published.
+
+        While the broker is away a post is refused (``BackendUnavailableError``) rather
+        than stored unseen; one stored just as it went away is recovered by the listeners.
+        """
+        if not self._broker.connected:
+            raise BackendUnavailableError("the chat backend is reconnecting; try again shortly")
+        post = _Post(room, draft, asyncio.get_running_loop().create_future())
+        self._pending.append(post)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="roomchat-writer")
+        return post.stored
+
+    async def _run(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                await self._commit(batch)
+        finally:
+            self._task = None
+
+    async def _commit(self, batch: list[_Post]) -> None:
+        by_room: dict[str, list[_Post]] = {}
+        for post in batch:
+            by_room.setdefault(post.room, []).append(post)
+        drafts = {room: [post.draft for post in posts] for room, posts in by_room.items()}
+        try:
+            async with self._sessions() as session:
+                stored = await store.add_messages_to_rooms(session, drafts=drafts)
+        except Exception as exc:
+            log.warning("storing %d message(s) failed: %r", len(batch), exc)
+            self._metrics.backend_errors.labels("store").inc()
+            _fail(batch, StoreUnavailableError("the message could not be stored"))
+            return
+        self._metrics.messages_received.inc(len(batch))
+        for room, posts in by_room.items():
+            await self._publish(room, stored[room])
+            for post, message in zip(posts, stored[room].messages, strict=True):
+                if not post.stored.done():
+                    post.stored.set_result(message)
+
+    async def _publish(self, room: str, batch: store.StoredBatch) -> None:
+        previous_id = batch.previous_id
+        for message in batch.messages:
+            try:
+                await self._broker.publish(room, events.published_message(message, previous_id))
+            except BrokerUnavailableError as exc:
+                # Stored, so not lost: listeners fetch it when the broker is back (a gap)
+                # or when the next message names it as its predecessor.
+                log.warning("message %d stored but not published: %s", message.id, exc)
+                self._metrics.backend_errors.labels("publish").inc()
+                return
+            previous_id = message.id
+
+    async def close(self) -> None:
+        """Finish what is queued."""
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _fail(batch: list[_Post], error: Exception) -> None:
+    for post in batch:
+        if not post.stored.done():
+            post.stored.set_exception(error)
