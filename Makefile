@@ -22,6 +22,10 @@ $(VENV)/.dev: $(VENV)/.runtime
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
+$(VENV)/.bench: $(VENV)/.runtime
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	@touch $@
+
 run: $(VENV)/.runtime
 	$(BIN)/roomchat serve --host $(HOST) --port $(PORT)
 
@@ -43,7 +47,8 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(VENV)/.dev
+# `make bench BENCH_ARGS='--quick'`; see bench/README.md.
+bench: $(VENV)/.bench
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:

@@ -50,9 +50,9 @@ async def messages(connection: Connection, count: int) -> list[dict[str, Any]]:
     received: list[dict[str, Any]] = []
     async with asyncio.timeout(TIMEOUT):
         while len(received) < count:
-            item = await connection.queue.get()
-            if item.message_id is not None:
-                received.append(json.loads(item.asgi_message["text"]))
+            for item in await connection.outbox.take_all():
+                if item.message_id is not None:
+                    received.append(json.loads(item.asgi_message["text"]))
     return received
 
 

@@ -8,42 +8,18 @@ it: it grows when sockets are slow to take what the room sends them.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
-from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics", "TimedQueue"]
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
-T = TypeVar("T")
 
 #: Why a handshake was refused, by the HTTP status API.md gives it.
 REFUSAL_REASONS = {401: "token", 403: "origin", 422: "invalid"}
 FANOUT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-
-
-class TimedQueue(asyncio.Queue[T]):
-    """A FIFO queue that knows when the item it handed out last had been put in."""
-
-    _stamps: deque[float]
-    taken_put_at: float
-
-    def _init(self, maxsize: int) -> None:
-        super()._init(maxsize)
-        self._stamps = deque()
-        self.taken_put_at = 0.0
-
-    def _put(self, item: T) -> None:
-        self._stamps.append(time.monotonic())
-        super()._put(item)
-
-    def _get(self) -> T:
-        self.taken_put_at = self._stamps.popleft()
-        return super()._get()
 
 
 class Metrics:
@@ -70,7 +46,7 @@ class Metrics:
         )
         self.fanout_seconds = Histogram(
             "roomchat_fanout_seconds",
-            "From a message entering a socket's queue to that socket having written it",
+            "From the oldest event of a batch entering a socket's outbox to the batch written",
             buckets=FANOUT_BUCKETS,
             registry=registry,
         )
@@ -116,10 +92,15 @@ class Metrics:
         self.rooms.set_function(lambda: counts()[1])
         self.members.set_function(lambda: counts()[2])
 
-    def delivered(self, queue: TimedQueue[T]) -> None:
-        """A message taken from ``queue`` has just been written to its socket."""
-        self.messages_delivered.inc()
-        self.fanout_seconds.observe(time.monotonic() - queue.taken_put_at)
+    def delivered(self, count: int, waited_since: float) -> None:
+        """A socket's writer sent ``count`` messages; the batch began waiting at ``waited_since``.
+
+        Counted once per batch, not per message, to keep the fan-out path lean: the
+        histogram holds how long each batch's oldest event waited in its socket's outbox.
+        """
+        if count:
+            self.messages_delivered.inc(count)
+            self.fanout_seconds.observe(time.monotonic() - waited_since)
 
     def refused(self, status_code: int) -> None:
         self.handshakes_refused.labels(REFUSAL_REASONS.get(status_code, str(status_code))).inc()

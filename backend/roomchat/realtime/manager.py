@@ -27,11 +27,12 @@ from uuid import uuid4
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from roomchat import store
-from roomchat.metrics import Metrics, TimedQueue
+from roomchat.metrics import Metrics
 from roomchat.models import Message
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.broker import Broker, BrokerUnavailableError, Gap, Presence
 from roomchat.realtime.broker.memory import KeyedLock
+from roomchat.realtime.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -71,26 +72,26 @@ class Connection:
     room: str
     queue_size: int
     id: str = field(default_factory=lambda: uuid4().hex)
-    queue: TimedQueue[Outgoing] = field(init=False)
-    dropped: asyncio.Future[int] = field(init=False)
+    outbox: Outbox[Outgoing] = field(init=False)
+    ended: asyncio.Future[closecodes.Close] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.queue = TimedQueue(maxsize=self.queue_size)
-        self.dropped = asyncio.get_running_loop().create_future()
+        self.outbox = Outbox(self.queue_size)
+        self.ended = asyncio.get_running_loop().create_future()
 
     def offer(self, item: Outgoing) -> None:
-        """Queue an event; a socket whose queue is full is too slow and is dropped."""
-        if self.dropped.done():
-            return
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
+        """Queue an event; a socket whose outbox is full is too slow and is dropped."""
+        if not self.outbox.put(item):
             self.drop(closecodes.TRY_AGAIN_LATER)
 
     def drop(self, code: int) -> None:
-        """Ask the socket's session to close with ``code``."""
-        if not self.dropped.done():
-            self.dropped.set_result(code)
+        """Ask the socket's session to close with ``code`` (and its usual reason)."""
+        self.end(closecodes.close_for(code))
+
+    def end(self, close: closecodes.Close) -> None:
+        """Ask the socket's session to close as ``close`` says; the first request wins."""
+        if not self.ended.done():
+            self.ended.set_result(close)
 
 
 @dataclass(eq=False)

@@ -1,8 +1,9 @@
 """One socket's life after accept: a reader, a writer and an expiry timer, run together.
 
 Whichever ends first decides how the socket closes: the client leaving (nothing to send),
-the reader (a frame too large, abuse), the token expiring (1008), or the room manager
-dropping the socket (1013 too slow, 1011 listener failure, 1001 shutdown).
+the reader (a frame too large, abuse), or the connection being ended: by a timer when the
+token expires (1008), or by the room manager (1013 too slow, 1011 listener failure, 1001
+shutdown).
 """
 
 from __future__ import annotations
@@ -55,15 +56,21 @@ class SocketSession:
 
     async def run(self) -> closecodes.Close | None:
         """Serve the socket until one side ends; return how to close it (None: client left)."""
+        remaining = (self._principal.expires_at - datetime.now(UTC)).total_seconds()
+        expiry = asyncio.get_running_loop().call_later(
+            max(0.0, remaining), self._connection.end, closecodes.TOKEN_EXPIRED
+        )
         tasks: list[asyncio.Future[closecodes.Close | None]] = [
             asyncio.create_task(self._read()),
             asyncio.create_task(self._write()),
-            asyncio.create_task(self._expire()),
-            asyncio.create_task(self._dropped()),
         ]
+        ended: asyncio.Future[closecodes.Close | None] = asyncio.ensure_future(
+            self._connection.ended
+        )
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([*tasks, ended], return_when=asyncio.FIRST_COMPLETED)
         finally:
+            expiry.cancel()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -72,9 +79,6 @@ class SocketSession:
             log.error("socket session failed", exc_info=finished.exception())
             return closecodes.SERVER_ERROR
         return finished.result()
-
-    async def _dropped(self) -> closecodes.Close:
-        return closecodes.close_for(await self._connection.dropped)
 
     async def _read(self) -> closecodes.Close | None:
         while True:
@@ -118,21 +122,19 @@ class SocketSession:
         self._connection.offer(Outgoing.of(events.error_event(code, detail)))
 
     async def _write(self) -> closecodes.Close | None:
-        queue, floor, send = self._connection.queue, self._replayed_up_to, self._websocket.send
+        outbox, floor, send = self._connection.outbox, self._replayed_up_to, self._websocket.send
+        metrics = self._rooms.metrics
         try:
             while True:
-                message_id, asgi_message = await queue.get()
-                if message_id is None or message_id > floor:  # else: sent in the replay
-                    await send(asgi_message)
-                    if message_id is not None:
-                        self._rooms.metrics.delivered(queue)
+                batch = await outbox.take_all()  # one wake-up for all that is waiting
+                waited_since, sent = outbox.oldest_put_at, 0
+                for message_id, asgi_message in batch:
+                    if message_id is None or message_id > floor:  # else: sent in the replay
+                        await send(asgi_message)
+                        sent += message_id is not None
+                metrics.delivered(sent, waited_since)
         except (WebSocketDisconnect, OSError):
             return None  # the client is gone: nothing left to close
-
-    async def _expire(self) -> closecodes.Close:
-        remaining = (self._principal.expires_at - datetime.now(UTC)).total_seconds()
-        await asyncio.sleep(max(0.0, remaining))
-        return closecodes.TOKEN_EXPIRED
 
 
 async def close_socket(websocket: WebSocket, close: closecodes.Close) -> None:
