@@ -70,23 +70,31 @@ def redis_prefix() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_template() -> Iterator[str]:
-    """A database migrated once per run, which each test's database copies."""
+def postgres_databases() -> Iterator[list[str]]:
+    """Migrated databases not in use; each test borrows one and gives it back emptied.
+
+    Copying a template costs a quarter of a second; emptying two tables, a hundredth.
+    """
     require_postgres()
-    name = services.database_name("template")
-    url = services.create_database(name)
-    services.run_sync(lambda: services.migrate(url))
-    yield name
-    services.drop_database(name)
+    free: list[str] = []
+    yield free
+    for name in free:
+        services.drop_database(name)
 
 
 @pytest.fixture
-def postgres_url(postgres_template: str) -> Iterator[str]:
-    """A PostgreSQL database of this test's own (schema at head), dropped after."""
-    name = services.database_name("test")
-    url = services.create_database(name, template=postgres_template)
-    yield url
-    services.drop_database(name)
+def postgres_url(postgres_databases: list[str]) -> Iterator[str]:
+    """A PostgreSQL database (schema at head, no rows) for this test alone."""
+    if postgres_databases:
+        name = postgres_databases.pop()
+    else:
+        name = services.database_name("test")
+        services.run_sync(lambda: services.migrate(services.create_database(name)))
+    yield services.postgres_url(name)
+    if services.empty_database(name):
+        postgres_databases.append(name)
+    else:  # something still holds it: start afresh next time
+        services.drop_database(name)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

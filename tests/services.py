@@ -1,8 +1,9 @@
 """The real Redis and PostgreSQL the scale-out tests run on, each test in its own corner.
 
 Redis: every test gets its own key prefix (channels carry it too: pub/sub ignores database
-numbers), and its keys are deleted afterwards. PostgreSQL: every test gets its own
-database, copied from a template migrated once per run, and dropped afterwards. A private
+numbers), and its keys are deleted afterwards. PostgreSQL: every test gets a database of
+its own, at the latest migration and empty; afterwards it is emptied and lent to the next
+test, and all are dropped at the end of the run. A private
 ``redis-server`` on a free port can be stopped and started again without disturbing the
 machine's shared one.
 """
@@ -99,6 +100,23 @@ def create_database(name: str, *, template: str | None = None) -> str:
     """Create database ``name`` (a copy of ``template``); return its SQLAlchemy URL."""
     _admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     return postgres_url(name)
+
+
+def empty_database(name: str) -> bool:
+    """Delete every row (ids start at 1 again); False when it could not be done at once."""
+
+    async def truncate() -> bool:
+        connection = await asyncpg.connect(_dsn(POSTGRES_URL, name), timeout=5)
+        try:
+            await connection.execute("SET lock_timeout = '2s'")
+            await connection.execute("TRUNCATE users, messages RESTART IDENTITY CASCADE")
+        except asyncpg.PostgresError:
+            return False
+        finally:
+            await connection.close()
+        return True
+
+    return run_sync(truncate)
 
 
 def drop_database(name: str) -> None:

@@ -126,3 +126,23 @@ async def test_presence_is_written_again_after_redis_restarts(
     finally:
         await presence.close()
         await broker.close()
+
+
+async def test_subscribing_while_redis_is_away_returns_at_once_and_owes_a_gap(
+    private_redis: services.PrivateRedis,
+) -> None:
+    broker = RedisBroker(private_redis.url, prefix="t", subscribe_timeout=30)
+    try:
+        await eventually(lambda: broker.connected)
+        await asyncio.to_thread(private_redis.stop)
+        await eventually(lambda: not broker.connected)
+        async with asyncio.timeout(2), broker.subscribe("lobby") as subscription:
+            pass  # entered without waiting for Redis (the timeout is 30 s)
+        async with broker.subscribe("lobby") as subscription:
+            await asyncio.to_thread(private_redis.start)
+            items = aiter(subscription)
+            assert await asyncio.wait_for(anext(items), TIMEOUT) is GAP
+            await broker.publish("lobby", "after")
+            assert await asyncio.wait_for(anext(items), TIMEOUT) == "after"
+    finally:
+        await broker.close()

@@ -44,7 +44,8 @@ async def room_socket(websocket: WebSocket, room: str, services: ServicesDep) ->
                 history = await store.list_messages_after(session, room=room, after=admission.since)
         replayed_up_to = history[-1].id if history else (admission.since or 0)
         await websocket.send_text(events.history_event(room, history))
-        await websocket.send_text(events.presence_event(room, await services.rooms.members(room)))
+        members = await services.rooms.members_for_socket(room)
+        await websocket.send_text(events.presence_event(room, members))
 
         # 4. Chat: read frames, write the room's events, until one side ends.
         close = await SocketSession(

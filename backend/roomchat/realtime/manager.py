@@ -220,6 +220,14 @@ class RoomManager:
     async def members(self, room: str) -> list[str]:
         return await self._presence.members(room)
 
+    async def members_for_socket(self, room: str) -> list[str]:
+        """For a joining socket's presence frame: everyone, or, while the backend is away,
+        this worker's own members (the others come as ``join`` once it is back)."""
+        try:
+            return await self._presence.members(room)
+        except BrokerUnavailableError:
+            return sorted({connection.user for connection in self._local.get(room, ())})
+
     async def online(self) -> dict[str, int]:
         return await self._presence.rooms()
 

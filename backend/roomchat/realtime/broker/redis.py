@@ -78,7 +78,14 @@ class RedisSubscription:
 class _Channel:
     def __init__(self) -> None:
         self.subscriptions: set[RedisSubscription] = set()
-        self.confirmed = asyncio.Event()  # SUBSCRIBE acknowledged on the current connection
+        self.confirmed = False  # SUBSCRIBE acknowledged on the current connection
+        self.settled = asyncio.Event()  # confirmed, or that connection was lost
+
+    def settle(self, *, confirmed: bool) -> None:
+        self.confirmed = confirmed
+        self.settled.set()
+        if not confirmed:  # wake the waiters; the next connection starts unsettled
+            self.settled = asyncio.Event()
 
 
 class RedisBroker:
@@ -162,13 +169,14 @@ class RedisBroker:
         if self._connection is not None:
             try:
                 async with asyncio.timeout(self._subscribe_timeout):
-                    await entry.confirmed.wait()
-                return
+                    await entry.settled.wait()
             except TimeoutError:
                 log.warning("Redis did not confirm a subscription; reconnecting")
                 connection, self._connection = self._connection, None
                 if connection is not None:
                     await connection.disconnect(nowait=True)  # the reader sees it and reconnects
+            if entry.confirmed:
+                return
         subscription.missed = True
 
     async def _send(self, *command: str) -> bool:
@@ -216,7 +224,7 @@ class RedisBroker:
         self._connection = None
         self._unsubscribing.clear()
         for entry in self._channels.values():
-            entry.confirmed.clear()
+            entry.settle(confirmed=False)
             for subscription in entry.subscriptions:
                 subscription.missed = True
 
@@ -263,7 +271,7 @@ class RedisBroker:
             for subscription in entry.subscriptions:
                 subscription.queue.put_nowait(data)
         elif kind == "subscribe" and not self._unsubscribing.get(name):
-            entry.confirmed.set()
+            entry.settle(confirmed=True)
             for subscription in entry.subscriptions:
                 if subscription.missed:
                     subscription.missed = False
