@@ -20,13 +20,16 @@ from roomchat.config import Settings
 from roomchat.models import Message
 from roomchat.ratelimit import TokenBucket
 from roomchat.realtime import closecodes, events
+from roomchat.realtime.direct_send import direct_send
 from roomchat.realtime.frames import ChatMessage, FrameError, Typing, parse_frame
 from roomchat.realtime.manager import Connection, Outgoing, RoomManager
 from roomchat.realtime.writer import StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
-CLOSE_TIMEOUT_SECONDS = 5.0
+#: A client that stopped reading sees its close frame only after what is already buffered
+#: for it; wait that long for it to read again before giving up on sending the frame.
+CLOSE_TIMEOUT_SECONDS = 30.0
 MAX_POSTS_IN_FLIGHT = 64
 
 
@@ -139,7 +142,8 @@ class SocketSession:
         self._connection.offer(Outgoing.of(events.error_event(code, detail)))
 
     async def _write(self) -> closecodes.Close | None:
-        outbox, floor, send = self._connection.outbox, self._replayed_up_to, self._websocket.send
+        outbox, floor = self._connection.outbox, self._replayed_up_to
+        send = direct_send(self._websocket)
         metrics = self._rooms.metrics
         try:
             while True:
