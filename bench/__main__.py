@@ -213,7 +213,10 @@ def main(argv: list[str] | None = None) -> None:
 
     path = args.json or args.results / f"bench-{int(time.time())}.json"
     path.write_text(
-        json.dumps({"meta": info, "summary": rows, "ceiling": top, "runs": raw}, indent=2) + "\n"
+        json.dumps(
+            {"meta": info, "summary": rows, "ceiling": top, "runs": raw}, indent=2, default=repr
+        )
+        + "\n"
     )
     print(f"JSON: {path}")
 

@@ -7,7 +7,6 @@ import logging
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
 
-from roomchat import store
 from roomchat.deps import ServicesDep
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.handshake import HandshakeRefusedError, admit
@@ -36,13 +35,9 @@ async def room_socket(websocket: WebSocket, room: str, services: ServicesDep) ->
     connection = Connection(user=user, room=room, queue_bytes=budget)
     async with services.rooms.join(connection):
         # 3. Replay history (the last messages, or all after since=), then presence.
-        async with services.sessions() as session:
-            if admission.since is None:
-                limit = services.settings.history_limit
-                history = await store.list_messages(session, room=room, limit=limit)
-            else:
-                history = await store.list_messages_after(session, room=room, after=admission.since)
-        replayed_up_to = history[-1].id if history else (admission.since or 0)
+        limit, since = services.settings.history_limit, admission.since
+        history = await services.rooms.history(room, since=since, limit=limit)
+        replayed_up_to = history[-1].id if history else (since or 0)
         await websocket.send_text(events.history_event(room, history))
         members = await services.rooms.members_for_socket(room)
         await websocket.send_text(events.presence_event(room, members))

@@ -106,6 +106,7 @@ class RoomManager:
         self._sessions = sessions
         self._local: dict[str, set[Connection]] = {}
         self._listeners: dict[str, asyncio.Task[None]] = {}
+        self._cursors: dict[str, _Cursor] = {}
         self._membership = KeyedLock()
         self._writer = MessageWriter(broker=broker, sessions=sessions, metrics=self.metrics)
 
@@ -154,6 +155,7 @@ class RoomManager:
             async with self._broker.subscribe(room) as subscription:
                 async with self._sessions() as session:
                     cursor = _Cursor(await store.latest_message_id(session, room=room))
+                self._cursors[room] = cursor
                 subscribed.set_result(None)
                 async for payload in subscription:
                     if isinstance(payload, Gap):
@@ -161,6 +163,7 @@ class RoomManager:
                     else:
                         await self._route(room, cursor, payload)
         except asyncio.CancelledError:
+            self._cursors.pop(room, None)
             raise
         except Exception as exc:
             # No listener dies silently: its sockets close with 1011 and reconnect.
@@ -169,6 +172,7 @@ class RoomManager:
             if not subscribed.done():
                 subscribed.set_exception(exc)
             self._listeners.pop(room, None)
+            self._cursors.pop(room, None)
             self._drop_all(room, closecodes.INTERNAL_ERROR)
 
     async def _route(self, room: str, cursor: _Cursor, payload: str) -> None:
@@ -219,6 +223,23 @@ class RoomManager:
 
     async def members(self, room: str) -> list[str]:
         return await self._presence.members(room)
+
+    async def history(self, room: str, *, since: int | None, limit: int) -> list[Message]:
+        """For a joining socket (already attached): the last ``limit`` messages, or every
+        message after ``since``.
+
+        The room's listener knows the newest message it has delivered; when that says
+        there is nothing to replay (an empty room, or a client already up to date), the
+        store is not asked. Anything newer is on its way to the socket's outbox anyway.
+        """
+        cursor = self._cursors.get(room)
+        newest = cursor.last if cursor is not None else None
+        if newest is not None and (newest <= since if since is not None else newest == 0):
+            return []
+        async with self._sessions() as session:
+            if since is None:
+                return await store.list_messages(session, room=room, limit=limit)
+            return await store.list_messages_after(session, room=room, after=since)
 
     async def members_for_socket(self, room: str) -> list[str]:
         """For a joining socket's presence frame: everyone, or, while the backend is away,
