@@ -25,13 +25,13 @@ async def test_a_failed_write_gets_store_unavailable_and_is_not_delivered(
     sender = await open_socket(room_url(live.ws_url, "lobby", alice))
     other = await open_socket(room_url(live.ws_url, "lobby", bob))
     await recv_type(other, "presence")
-    real_insert_batch = store.insert_batch
+    real_add_messages = store.add_messages_to_rooms
 
-    def failing_once(*args: Any, **kwargs: Any) -> Any:
-        monkeypatch.setattr(store, "insert_batch", real_insert_batch)
+    async def failing_once(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(store, "add_messages_to_rooms", real_add_messages)
         raise OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
 
-    monkeypatch.setattr(store, "insert_batch", failing_once)
+    monkeypatch.setattr(store, "add_messages_to_rooms", failing_once)
     await sender.send("lost to the fault")
     error = await recv_type(sender, "error")
     assert error["code"] == "store_unavailable"

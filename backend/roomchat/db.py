@@ -8,9 +8,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import event, inspect
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from roomchat.models import Base
@@ -25,31 +24,18 @@ def create_engine(database_url: str) -> AsyncEngine:
 
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": 30})
-    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets readers (history) run while a writer commits; NORMAL sync is durable
+        # across a process crash, which is the failure a chat server must survive.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
     return engine
-
-
-def create_sqlite_writer_engine(database_url: str) -> Engine | None:
-    """A synchronous engine on the same SQLite file, for writing a batch in one thread hop.
-
-    None for other databases (and in-memory SQLite, which another engine cannot share).
-    """
-    url = make_url(database_url)
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    engine = create_sync_engine(url.set(drivername="sqlite"), connect_args={"timeout": 30})
-    event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets readers (history) run while a writer commits; NORMAL sync is durable
-    # across a process crash, which is the failure a chat server must survive.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:

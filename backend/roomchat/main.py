@@ -14,12 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from roomchat import __version__
 from roomchat.api import auth, ops, pages, rooms, ws
 from roomchat.config import Settings
-from roomchat.db import (
-    create_engine,
-    create_session_factory,
-    create_sqlite_writer_engine,
-    prepare_schema,
-)
+from roomchat.db import create_engine, create_session_factory, prepare_schema
 from roomchat.headers import SecurityHeaders
 from roomchat.known_users import KnownUsers
 from roomchat.logs import install_redaction
@@ -50,10 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hasher = PasswordHasher(concurrency=settings.password_hash_concurrency)
         broker, presence = create_backend(settings)
         limits = create_limits(settings)
-        sqlite_writer = create_sqlite_writer_engine(settings.database_url)
-        room_manager = RoomManager(
-            broker=broker, presence=presence, sessions=sessions, sqlite_engine=sqlite_writer
-        )
+        room_manager = RoomManager(broker=broker, presence=presence, sessions=sessions)
         services = Services(
             settings=settings,
             secret_key=secret_key,
@@ -73,8 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await presence.close()
             await limits.close()
             hasher.close()
-            if sqlite_writer is not None:
-                sqlite_writer.dispose()
             await engine.dispose()
 
     app = FastAPI(title="roomchat", version=__version__, lifespan=lifespan)

@@ -8,7 +8,6 @@ from typing import NamedTuple
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from roomchat.models import MAX_MESSAGE_ID, Message, User
 
@@ -22,7 +21,6 @@ __all__ = [
     "add_messages_to_rooms",
     "create_user",
     "get_user",
-    "insert_batch",
     "latest_message_id",
     "list_messages",
     "list_messages_after",
@@ -76,15 +74,7 @@ async def add_messages(session: AsyncSession, *, room: str, drafts: Sequence[Dra
 async def add_messages_to_rooms(
     session: AsyncSession, *, drafts: Mapping[str, Sequence[Draft]]
 ) -> dict[str, StoredBatch]:
-    """Store messages for several rooms in one transaction (a group commit)."""
-    return await session.run_sync(insert_batch, drafts)
-
-
-def insert_batch(session: Session, drafts: Mapping[str, Sequence[Draft]]) -> dict[str, StoredBatch]:
-    """Store messages for several rooms in one transaction, and commit it.
-
-    Synchronous, so that the whole transaction can run in one hop: in a worker thread on
-    SQLite (``SyncBatchWriter``), or through ``AsyncSession.run_sync`` elsewhere.
+    """Store messages for several rooms in one transaction (a group commit).
 
     Within a room, ids follow the given order. A room's writers take turns (on every worker
     and host), so a room's messages commit in id order and each batch knows the message
@@ -96,16 +86,19 @@ def insert_batch(session: Session, drafts: Mapping[str, Sequence[Draft]]) -> dic
     rooms = sorted(drafts)
     if session.get_bind().dialect.name == "postgresql":
         for room in rooms:
-            session.execute(
+            await session.execute(
                 text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
                 {"key": f"roomchat.room:{room}"},
             )
     messages = {
-        room: [Message(room=room, user_id=d.user_id, author=d.author, text=d.text) for d in batch]
-        for room, batch in sorted(drafts.items())
+        room: [
+            Message(room=room, user_id=d.user_id, author=d.author, text=d.text)
+            for d in drafts[room]
+        ]
+        for room in rooms
     }
     session.add_all([message for room in rooms for message in messages[room]])
-    session.flush()
+    await session.flush()
     # Every id just taken is newer than any committed message of these (locked) rooms.
     first_new = min(batch[0].id for batch in messages.values())
     previous = (
@@ -113,8 +106,8 @@ def insert_batch(session: Session, drafts: Mapping[str, Sequence[Draft]]) -> dic
         .where(Message.room.in_(rooms), Message.id < first_new)
         .group_by(Message.room)
     )
-    previous_ids = {room: last for room, last in session.execute(previous)}
-    session.commit()
+    previous_ids = {room: last for room, last in await session.execute(previous)}
+    await session.commit()
     return {room: StoredBatch(previous_ids.get(room, 0), messages[room]) for room in rooms}
 
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 from uuid import uuid4
 
-from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from roomchat import store
@@ -99,7 +98,6 @@ class RoomManager:
         presence: Presence,
         sessions: async_sessionmaker[AsyncSession],
         metrics: Metrics | None = None,
-        sqlite_engine: Engine | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
         self.metrics.watch(self.local_counts)
@@ -110,9 +108,7 @@ class RoomManager:
         self._listeners: dict[str, asyncio.Task[None]] = {}
         self._cursors: dict[str, _Cursor] = {}
         self._membership = KeyedLock()
-        self._writer = MessageWriter(
-            broker=broker, sessions=sessions, metrics=self.metrics, sqlite_engine=sqlite_engine
-        )
+        self._writer = MessageWriter(broker=broker, sessions=sessions, metrics=self.metrics)
 
     # -- membership -------------------------------------------------------------------
 
