@@ -43,10 +43,12 @@ class Outgoing(NamedTuple):
 
     message_id: int | None  # to skip what the history replay already sent
     asgi_message: dict[str, str]  # the ready-made ASGI ``websocket.send`` message
+    size: int  # what it counts against a socket's outbox budget
 
     @classmethod
     def of(cls, event: str) -> Outgoing:
-        return cls(events.message_id(event), {"type": "websocket.send", "text": event})
+        asgi_message = {"type": "websocket.send", "text": event}
+        return cls(events.message_id(event), asgi_message, len(event))
 
 
 #: Most messages a listener fetches to fill a gap; past that its sockets reconnect (1012).
@@ -70,7 +72,7 @@ class Connection:
 
     def offer(self, item: Outgoing) -> None:
         """Queue an event; a socket whose outbox is full is too slow and is dropped."""
-        if not self.outbox.put(item, len(item.asgi_message["text"])):
+        if not self.outbox.put(item, item.size):
             self.drop(closecodes.TRY_AGAIN_LATER)
 
     def drop(self, code: int) -> None:

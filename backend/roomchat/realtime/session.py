@@ -149,7 +149,7 @@ class SocketSession:
             while True:
                 batch = await outbox.take_all()  # one wake-up for all that is waiting
                 waited_since, sent = outbox.oldest_put_at, 0
-                for message_id, asgi_message in batch:
+                for message_id, asgi_message, _ in batch:
                     if message_id is None or message_id > floor:  # else: sent in the replay
                         await send(asgi_message)
                         sent += message_id is not None
