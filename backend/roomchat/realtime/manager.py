@@ -31,7 +31,7 @@ from roomchat.metrics import Metrics
 from roomchat.models import Message
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.broker import Broker, BrokerUnavailableError, Gap, Presence
-from roomchat.realtime.broker.memory import KeyedLock
+from roomchat.realtime.keyedlock import KeyedLock
 from roomchat.realtime.outbox import Outbox
 from roomchat.realtime.writer import MessageWriter
 

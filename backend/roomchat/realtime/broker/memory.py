@@ -19,25 +19,6 @@ class MemorySubscription:
             yield await self.queue.get()
 
 
-class KeyedLock:
-    """One asyncio.Lock per key, kept only while someone holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.setdefault(key, (asyncio.Lock(), [0]))
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if users[0] == 0:
-                del self._locks[key]
-
-
 class MemoryBroker:
     """Delivers each payload to the channel's subscribers in this process, in order.
 
