@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
 
 import pytest
 
@@ -13,21 +12,9 @@ from roomchat.realtime.broker import GAP, BrokerUnavailableError, Subscription
 from roomchat.realtime.broker.redis import RedisBroker
 from roomchat.realtime.broker.redis_presence import RedisPresence
 from tests import services
+from tests.waiting import eventually
 
 TIMEOUT = 10.0
-
-
-async def eventually(condition: Callable[[], object], timeout: float = TIMEOUT) -> None:
-    """Poll ``condition`` (sync or async) until it is true, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def next_event(subscription: Subscription, kind: str) -> dict[str, str]:

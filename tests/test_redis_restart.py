@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from roomchat.security import create_access_token
 from tests import services
 from tests.conftest import PASSWORD, TEST_SECRET, make_settings
 from tests.live import LiveServer
+from tests.waiting import eventually
 from tests.wsclient import open_socket, recv, room_url
 
 TIMEOUT = 20.0
@@ -52,14 +52,6 @@ def two_workers(
 
 async def status(client: httpx.AsyncClient, server: LiveServer) -> int:
     return (await client.get(f"{server.http_url}/readyz")).status_code
-
-
-async def wait_for(condition: Any, timeout: float = TIMEOUT) -> None:
-    """Poll an async condition until true, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 class Member:
@@ -125,18 +117,18 @@ async def test_a_redis_restart_during_traffic_loses_nothing(
 
             return check
 
-        await wait_for(await delivered(10))
+        await eventually(await delivered(10), TIMEOUT)
         await asyncio.to_thread(private_redis.stop)
 
         async def degraded() -> bool:
             return await status(client, a) == 503 and await status(client, b) == 503
 
-        await wait_for(degraded)
+        await eventually(degraded, TIMEOUT)
 
         async def refused() -> bool:
             return "unavailable" in talker_a.errors and "unavailable" in talker_b.errors
 
-        await wait_for(refused)
+        await eventually(refused, TIMEOUT)
         late = await join(b, "reader_b")  # a second tab, opened while Redis is away
         members.append(late)
         await asyncio.to_thread(private_redis.start)
@@ -144,9 +136,9 @@ async def test_a_redis_restart_during_traffic_loses_nothing(
         async def ready() -> bool:
             return await status(client, a) == 200 and await status(client, b) == 200
 
-        await wait_for(ready)
+        await eventually(ready, TIMEOUT)
         before = len(readers[0].ids)
-        await wait_for(await delivered(before + 20))
+        await eventually(await delivered(before + 20), TIMEOUT)
         stop.set()
         await asyncio.gather(*talking)
 
@@ -161,7 +153,7 @@ async def test_a_redis_restart_during_traffic_loses_nothing(
         async def all_delivered() -> bool:
             return all(len(member.ids) >= len(expected(member)) for member in members)
 
-        await wait_for(all_delivered)
+        await eventually(all_delivered, TIMEOUT)
         for member in members:
             assert member.ids == expected(member)  # every stored message, once, in id order
             assert not member.closed  # the socket stayed open throughout
@@ -175,7 +167,7 @@ async def test_a_redis_restart_during_traffic_loses_nothing(
                     return False
             return True
 
-        await wait_for(everyone_present)
+        await eventually(everyone_present, TIMEOUT)
     for member in members:
         await member.ws.close()
         await member.task

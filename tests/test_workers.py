@@ -18,6 +18,7 @@ import redis
 from roomchat.security import create_access_token
 from tests import services
 from tests.conftest import PASSWORD, TEST_SECRET
+from tests.waiting import eventually
 from tests.wsclient import open_socket, recv, recv_messages, room_url
 
 SOCKETS = 20
@@ -25,13 +26,6 @@ SENDERS = 5
 PER_SENDER = 4
 START_TIMEOUT = 60.0
 ATTEMPTS = 5
-
-
-async def wait_until(condition: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 class Workers:
@@ -122,7 +116,7 @@ async def test_twenty_sockets_over_two_workers_are_one_room(workers: Workers) ->
         if len(spread) == 2:
             break
         await asyncio.gather(*(ws.close() for ws in sockets))
-        await wait_until(lambda: not workers.worker_connections())
+        await eventually(lambda: not workers.worker_connections())
     assert sum(spread) == SOCKETS
     assert len(spread) == 2, f"all sockets on one worker, {ATTEMPTS} times: {spread}"
 
