@@ -58,7 +58,8 @@ async def test_bad_history_queries_get_422(
 
 
 @pytest.mark.parametrize(
-    "body", [{"text": ""}, {"text": "   "}, {"text": "x" * 4001}, {"text": 5}, {}]
+    "body",
+    [{"text": ""}, {"text": "   "}, {"text": "x" * 4001}, {"text": "nul \x00"}, {"text": 5}, {}],
 )
 async def test_bad_posts_get_422(
     client: httpx.AsyncClient, alice: Auth, body: dict[str, Any]

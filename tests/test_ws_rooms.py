@@ -146,6 +146,8 @@ async def test_bad_frames_get_error_frames_and_the_socket_stays_open(live: LiveS
         '{"type": "message", "text": "   "}': "empty_text",
         '{"type": "message", "text": "hi", "extra": 1}': "unknown_field",
         "   ": "empty_text",
+        "nul \x00 inside": "bad_text",
+        '{"type": "message", "text": "nul \\u0000 inside"}': "bad_text",
         "x" * 4001: "text_too_long",
     }
     assert (await recv(ws))["type"] == "join"

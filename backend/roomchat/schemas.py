@@ -49,8 +49,8 @@ class MessageIn(BaseModel):
 
     text: str = Field(
         min_length=1,
-        pattern=r"\S",
-        description="not blank; at most ROOMCHAT_MAX_MESSAGE_CHARS characters",
+        pattern=r"^[^\x00]*[^\s\x00][^\x00]*$",
+        description="not blank, no NUL (U+0000); at most ROOMCHAT_MAX_MESSAGE_CHARS characters",
     )
 
 

@@ -57,6 +57,8 @@ def parse_frame(raw: str, *, max_chars: int) -> ClientFrame | FrameError:
 def check_text(text: str, *, max_chars: int) -> ChatMessage | FrameError:
     if not text.strip():
         return FrameError("empty_text", "the message text is empty or blank")
+    if "\x00" in text:  # PostgreSQL cannot store it; refused on every backend alike
+        return FrameError("bad_text", "the text must not contain NUL (U+0000) characters")
     if len(text) > max_chars:
         return FrameError(
             "text_too_long", f"the text is {len(text)} characters; at most {max_chars}"
