@@ -11,6 +11,7 @@ import socket
 import threading
 from typing import Any
 
+import pytest
 import uvicorn
 
 from roomchat.config import Settings
@@ -18,6 +19,12 @@ from roomchat.main import create_app
 from roomchat.server import uvicorn_options
 
 START_TIMEOUT = 20.0
+
+#: uvicorn options for the two ways a socket's events go out: roomchat's own protocol
+#: with its frame sink (the default), and plain ASGI under uvicorn's stock protocol (as
+#: ``uvicorn roomchat.main:app`` serves it), compression on as a browser would ask.
+PLAIN_ASGI: dict[str, Any] = {"ws": "websockets-sansio", "ws_per_message_deflate": True}
+SEND_PATHS = [pytest.param({}, id="frame-sink"), pytest.param(PLAIN_ASGI, id="plain-asgi")]
 
 
 class LiveServer:

@@ -20,7 +20,8 @@ from roomchat.db import create_engine, create_session_factory, create_tables
 from roomchat.realtime import events
 from roomchat.realtime.broker import GAP
 from roomchat.realtime.broker.memory import MemoryBroker, MemoryPresence
-from roomchat.realtime.manager import Connection, RoomManager
+from roomchat.realtime.connection import Connection
+from roomchat.realtime.manager import RoomManager
 
 TIMEOUT = 5.0
 

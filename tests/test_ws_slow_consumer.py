@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+
+import pytest
 
 from tests.conftest import live_token
-from tests.live import LiveServer
+from tests.live import SEND_PATHS, LiveServer
 from tests.rawclient import RawClient
 from tests.wsclient import open_socket, recv, recv_type, room_url
 
 TEXT = "z" * 3000
 
 
+@pytest.mark.parametrize("options", SEND_PATHS)
 async def test_a_member_that_never_reads_is_dropped_and_the_room_keeps_flowing(
-    live_server: Callable[..., LiveServer],
+    live_server: Callable[..., LiveServer], options: dict[str, Any]
 ) -> None:
     # Small socket buffers on both ends, so a reader that stops shows up within a few
     # hundred KiB instead of the many MiB that loopback buffers can hold.
@@ -22,6 +26,7 @@ async def test_a_member_that_never_reads_is_dropped_and_the_room_keeps_flowing(
         messages_per_second=10_000,
         message_burst=10_000,
         send_buffer_bytes=16_384,
+        uvicorn_options=options,
     )
     talker_token = await live_token(server, "talker")
     stuck_token = await live_token(server, "stuck")

@@ -20,7 +20,6 @@ from roomchat.known_users import KnownUsers
 from roomchat.logs import install_redaction
 from roomchat.realtime.backend import create_backend
 from roomchat.realtime.broker import BrokerUnavailableError
-from roomchat.realtime.direct_send import KeepDirectSend
 from roomchat.realtime.manager import RoomManager
 from roomchat.security import PasswordHasher, load_or_create_secret_key
 from roomchat.services import Services
@@ -70,10 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="roomchat", version=__version__, lifespan=lifespan)
     app.add_exception_handler(BrokerUnavailableError, backend_unavailable)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(KeepDirectSend)
+    app.add_middleware(ws.ServeSocketsFirst)
     app.include_router(auth.router)
     app.include_router(rooms.router)
-    app.include_router(ws.router)
     app.include_router(pages.router)
     app.include_router(ops.router)
     if settings.metrics_enabled:

@@ -6,13 +6,21 @@ from typing import Any
 
 from roomchat.config import Settings
 from roomchat.logs import logging_config
+from roomchat.realtime.uvicorn_protocol import RoomchatWebSocketProtocol
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's own frame limit (16 MiB by default) follows ROOMCHAT_MAX_FRAME_BYTES;
-    its logging follows ROOMCHAT_LOG_FORMAT (one line per event, tokens redacted)."""
+    its logging follows ROOMCHAT_LOG_FORMAT (one line per event, tokens redacted).
+
+    Sockets use roomchat's protocol (uvicorn's websockets-sansio with a frame sink, see
+    ``realtime.uvicorn_protocol``), without permessage-deflate: a compressed socket
+    needs its own copy of every frame (and ~40 KiB of zlib state), where an
+    uncompressed one takes the bytes framed once for the whole room.
+    """
     return {
-        "ws": "websockets-sansio",
+        "ws": RoomchatWebSocketProtocol,
+        "ws_per_message_deflate": False,
         "ws_max_size": settings.max_frame_bytes,
         "log_level": settings.log_level,
         "log_config": logging_config(log_format=settings.log_format, log_level=settings.log_level),

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import NamedTuple
-from uuid import uuid4
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,58 +30,15 @@ from roomchat.metrics import Metrics
 from roomchat.models import Message
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.broker import Broker, BrokerUnavailableError, Gap, Presence
+from roomchat.realtime.connection import Connection, Outgoing
 from roomchat.realtime.keyedlock import KeyedLock
-from roomchat.realtime.outbox import Outbox
 from roomchat.realtime.writer import MessageWriter
 
 log = logging.getLogger(__name__)
 
 
-class Outgoing(NamedTuple):
-    """What sits in a socket's queue, built once per event and shared by every recipient."""
-
-    message_id: int | None  # to skip what the history replay already sent
-    asgi_message: dict[str, str]  # the ready-made ASGI ``websocket.send`` message
-    size: int  # what it counts against a socket's outbox budget
-
-    @classmethod
-    def of(cls, event: str) -> Outgoing:
-        asgi_message = {"type": "websocket.send", "text": event}
-        return cls(events.message_id(event), asgi_message, len(event))
-
-
 #: Most messages a listener fetches to fill a gap; past that its sockets reconnect (1012).
 CATCH_UP_LIMIT = 1000
-
-
-@dataclass(eq=False)
-class Connection:
-    """One socket's membership: who, where, and its bounded outgoing queue."""
-
-    user: str
-    room: str
-    queue_bytes: int
-    id: str = field(default_factory=lambda: uuid4().hex)
-    outbox: Outbox[Outgoing] = field(init=False)
-    ended: asyncio.Future[closecodes.Close] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.outbox = Outbox(self.queue_bytes)
-        self.ended = asyncio.get_running_loop().create_future()
-
-    def offer(self, item: Outgoing) -> None:
-        """Queue an event; a socket whose outbox is full is too slow and is dropped."""
-        if not self.outbox.put(item, item.size):
-            self.drop(closecodes.TRY_AGAIN_LATER)
-
-    def drop(self, code: int) -> None:
-        """Ask the socket's session to close with ``code`` (and its usual reason)."""
-        self.end(closecodes.close_for(code))
-
-    def end(self, close: closecodes.Close) -> None:
-        """Ask the socket's session to close as ``close`` says; the first request wins."""
-        if not self.ended.done():
-            self.ended.set_result(close)
 
 
 @dataclass(eq=False)
@@ -210,8 +166,11 @@ class RoomManager:
 
     def _fan_out(self, room: str, frame: str) -> None:
         item = Outgoing.of(frame)  # built once, shared by every socket
+        sent = 0
         for connection in tuple(self._local.get(room, ())):
-            connection.offer(item)
+            sent += connection.offer(item)
+        if item.message_id is not None:
+            self.metrics.delivered(sent, time.monotonic())
 
     def _drop_all(self, room: str, code: int) -> None:
         for connection in tuple(self._local.get(room, ())):

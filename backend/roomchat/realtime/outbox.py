@@ -1,7 +1,7 @@
-"""A socket's bounded outbox: events wait here for the socket's writer.
+"""A socket's bounded outbox: events wait here until the socket can take them.
 
 Lighter than ``asyncio.Queue`` and made for fan-out: putting never blocks (a full outbox
-is the caller's signal that the socket is too slow), and the writer takes everything
+is the caller's signal that the socket is too slow), and a writer takes everything
 waiting in one wake-up, so a burst of N events costs one task switch, not N.
 """
 
@@ -53,6 +53,14 @@ class Outbox(Generic[T]):
                 self._waiter = None
         items, self._items, self._size = self._items, deque(), 0
         return items
+
+    def first(self) -> T:
+        return self._items[0]
+
+    def pop_first(self, size: int) -> None:
+        """Remove the first item, which counted ``size`` against the budget."""
+        self._items.popleft()
+        self._size -= size
 
     def __len__(self) -> int:
         return len(self._items)

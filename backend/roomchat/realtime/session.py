@@ -1,9 +1,11 @@
-"""One socket's life after accept: a reader, a writer and an expiry timer, run together.
+"""One socket's life after its history replay: reading frames until one side ends.
 
-Whichever ends first decides how the socket closes: the client leaving (nothing to send),
-the reader (a frame too large, abuse), or the connection being ended: by a timer when the
-token expires (1008), or by the room manager (1013 too slow, 1011 listener failure, 1001
-shutdown).
+The socket's own task reads; what the room sends goes out through its ``Connection``
+(straight from the fan-out, or from a writer task). Whichever ends first decides how the
+socket closes: the client leaving (nothing to send), the reader (a frame too large,
+abuse), or the connection being ended: by a timer when the token expires (1008), by the
+room manager (1013 too slow, 1011 listener failure, 1001 shutdown) or by its writer
+finding the client gone.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
+from starlette.types import Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from roomchat import store
@@ -20,9 +23,10 @@ from roomchat.config import Settings
 from roomchat.models import Message
 from roomchat.ratelimit import TokenBucket
 from roomchat.realtime import closecodes, events
-from roomchat.realtime.direct_send import direct_send
+from roomchat.realtime.connection import Connection, Outgoing
 from roomchat.realtime.frames import ChatMessage, FrameError, Typing, parse_frame
-from roomchat.realtime.manager import Connection, Outgoing, RoomManager
+from roomchat.realtime.manager import RoomManager
+from roomchat.realtime.uvicorn_protocol import frame_sink
 from roomchat.realtime.writer import StoreUnavailableError
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,7 @@ class SocketSession:
         self,
         websocket: WebSocket,
         *,
+        send: Send,
         connection: Connection,
         principal: Principal,
         rooms: RoomManager,
@@ -45,6 +50,7 @@ class SocketSession:
         replayed_up_to: int,
     ) -> None:
         self._websocket = websocket
+        self._send = send  # the server's own ASGI send, for the writer
         self._connection = connection
         self._principal = principal
         self._rooms = rooms
@@ -58,29 +64,40 @@ class SocketSession:
 
     async def run(self) -> closecodes.Close | None:
         """Serve the socket until one side ends; return how to close it (None: client left)."""
+        connection, task = self._connection, asyncio.current_task()
+        assert task is not None
         remaining = (self._principal.expires_at - datetime.now(UTC)).total_seconds()
         expiry = asyncio.get_running_loop().call_later(
-            max(0.0, remaining), self._connection.end, closecodes.TOKEN_EXPIRED
+            max(0.0, remaining), connection.end, closecodes.TOKEN_EXPIRED
         )
-        tasks: list[asyncio.Future[closecodes.Close | None]] = [
-            asyncio.create_task(self._read()),
-            asyncio.create_task(self._write()),
-        ]
-        ended: asyncio.Future[closecodes.Close | None] = asyncio.ensure_future(
-            self._connection.ended
+        reading = True
+
+        def stop_reading(_ended: object) -> None:
+            if reading:
+                task.cancel()  # the reader waits on the client: wake it
+
+        connection.ended.add_done_callback(stop_reading)
+        connection.start_sending(
+            replayed_up_to=self._replayed_up_to,
+            sink=frame_sink(self._websocket.scope),
+            send=self._send,
+            metrics=self._rooms.metrics,
         )
         try:
-            done, _ = await asyncio.wait([*tasks, ended], return_when=asyncio.FIRST_COMPLETED)
+            close = await self._read()
+        except asyncio.CancelledError:
+            if not connection.ended.done() or task.uncancel() > 0:
+                raise  # cancelled from outside, not by stop_reading
+            close = connection.ended.result()
+        except Exception:
+            log.exception("socket session failed")
+            close = closecodes.SERVER_ERROR
         finally:
+            reading = False
             expiry.cancel()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        finished = next(iter(done))
-        if finished.exception() is not None:
-            log.error("socket session failed", exc_info=finished.exception())
-            return closecodes.SERVER_ERROR
-        return finished.result()
+            connection.ended.remove_done_callback(stop_reading)
+            await connection.stop_sending()
+        return close
 
     async def _read(self) -> closecodes.Close | None:
         while True:
@@ -140,24 +157,6 @@ class SocketSession:
 
     async def _reply_error(self, code: str, detail: str) -> None:
         self._connection.offer(Outgoing.of(events.error_event(code, detail)))
-
-    async def _write(self) -> closecodes.Close | None:
-        outbox, floor = self._connection.outbox, self._replayed_up_to
-        send = direct_send(self._websocket)
-        metrics = self._rooms.metrics
-        try:
-            while True:
-                batch = await outbox.take_all()  # one wake-up for all that is waiting
-                waited_since, sent = outbox.oldest_put_at, 0
-                for message_id, asgi_message, _ in batch:
-                    if message_id is None or message_id > floor:  # else: sent in the replay
-                        await send(asgi_message)
-                        sent += message_id is not None
-                metrics.delivered(sent, waited_since)
-        except (WebSocketDisconnect, OSError, RuntimeError):
-            # The client is gone (the server may already have answered its close frame,
-            # which makes a further send a RuntimeError): nothing left to close.
-            return None
 
 
 async def close_socket(websocket: WebSocket, close: closecodes.Close) -> None:
