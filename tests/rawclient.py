@@ -26,6 +26,12 @@ class RawClient:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
         self._url = url
 
+    @property
+    def port(self) -> int:
+        """The client's own port (its side of the connection)."""
+        port: int = self._socket.getsockname()[1]
+        return port
+
     async def open(self, port: int) -> None:
         await asyncio.to_thread(self._handshake, port)
 
@@ -59,9 +65,13 @@ class RawClient:
         return await asyncio.wait_for(asyncio.to_thread(self._read_to_close), timeout)
 
     def _read_to_close(self) -> int | None:
+        """The server's close code; None when the connection ends without a close frame."""
         try:
             while True:
-                data = self._socket.recv(65536)
+                try:
+                    data = self._socket.recv(65536)
+                except ConnectionResetError:
+                    return None
                 if not data:
                     return None
                 self._protocol.receive_data(data)

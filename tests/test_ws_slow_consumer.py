@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import psutil
 import pytest
 
+from roomchat.realtime import session
 from tests.conftest import live_token
 from tests.live import SEND_PATHS, LiveServer
 from tests.rawclient import RawClient
+from tests.waiting import eventually
 from tests.wsclient import open_socket, recv, recv_type, room_url
 
 TEXT = "z" * 3000
@@ -59,3 +62,41 @@ async def test_a_member_that_never_reads_is_dropped_and_the_room_keeps_flowing(
     assert await stuck.close_code() == 1013
     await talker.close()
     await friend.close()
+
+
+async def test_a_dropped_member_that_never_reads_again_is_let_go(
+    live_server: Callable[..., LiveServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without a deadline the server would keep the connection (and the bytes buffered
+    # for it) for as long as the client stays silent.
+    monkeypatch.setattr(session, "CLOSE_TIMEOUT_SECONDS", 0.5)
+    server = live_server(
+        send_queue_bytes=48_000,
+        messages_per_second=10_000,
+        message_burst=10_000,
+        send_buffer_bytes=16_384,
+    )
+    stuck = RawClient(room_url(server.ws_url, "lobby", await live_token(server, "stuck")))
+    await stuck.open(server.port)
+    talker = await open_socket(
+        room_url(server.ws_url, "lobby", await live_token(server, "talker")), max_queue=None
+    )
+    await recv_type(talker, "presence")
+    while True:
+        await talker.send(TEXT)
+        frame = await recv(talker, timeout=5)
+        if frame["type"] == "leave" and frame["user"] == "stuck":
+            break
+
+    def server_holds_it() -> bool:
+        return any(
+            c.laddr and c.raddr and c.laddr.port == server.port and c.raddr.port == stuck.port
+            for c in psutil.Process().net_connections("tcp")
+        )
+
+    assert server_holds_it()  # right after the drop it is still there: the close is pending
+    await eventually(lambda: not server_holds_it())
+    # Reading again, it gets what was already on its way, then the end of the connection
+    # (the close frame never made it out of the server).
+    assert await stuck.close_code() is None
+    await talker.close()

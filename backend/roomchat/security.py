@@ -9,10 +9,12 @@ import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jose import JWTError, jwt
+from jose import JWTError, jwk, jwt
+from jose.backends.base import Key
 from passlib.context import CryptContext
 
 ALGORITHM = "HS256"
@@ -88,7 +90,7 @@ def decode_access_token(token: str, *, secret_key: str) -> TokenClaims:
     try:
         claims = jwt.decode(
             token,
-            secret_key,
+            _verification_key(secret_key),
             algorithms=[ALGORITHM],
             options={"require_sub": True, "require_iat": True, "require_exp": True},
         )
@@ -109,6 +111,14 @@ def decode_access_token(token: str, *, secret_key: str) -> TokenClaims:
         issued_at=datetime.fromtimestamp(issued, UTC),
         expires_at=datetime.fromtimestamp(expires, UTC),
     )
+
+
+@lru_cache(maxsize=4)
+def _verification_key(secret_key: str) -> Key:
+    """The HS256 key object for ``secret_key``, built once: given the bare string, jose
+    tries to parse it as a JSON Web Key (raising and catching) on every decode."""
+    key: Key = jwk.construct(secret_key, ALGORITHM)
+    return key
 
 
 def load_or_create_secret_key(data_dir: Path) -> str:

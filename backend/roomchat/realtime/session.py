@@ -32,7 +32,7 @@ from roomchat.realtime.writer import StoreUnavailableError
 log = logging.getLogger(__name__)
 
 #: A client that stopped reading sees its close frame only after what is already buffered
-#: for it; wait that long for it to read again before giving up on sending the frame.
+#: for it; wait that long for it to read again before giving up on it.
 CLOSE_TIMEOUT_SECONDS = 30.0
 MAX_POSTS_IN_FLIGHT = 64
 
@@ -160,8 +160,12 @@ class SocketSession:
 
 
 async def close_socket(websocket: WebSocket, close: closecodes.Close) -> None:
-    """Send the close frame; a peer that stopped reading gets ``CLOSE_TIMEOUT_SECONDS``."""
+    """Send the close frame; a peer that stopped reading gets ``CLOSE_TIMEOUT_SECONDS`` to
+    read up to it, and then (under ``roomchat serve``) its connection is aborted."""
     code = close.code
+    sink = frame_sink(websocket.scope)
+    if sink is not None:
+        sink.abort_unless_closed_in(CLOSE_TIMEOUT_SECONDS)
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
             await websocket.close(code, close.reason)

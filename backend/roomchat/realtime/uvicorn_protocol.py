@@ -55,6 +55,17 @@ class FrameSink:
         await protocol.writable.wait()
         return not (protocol.close_sent or protocol.transport.is_closing())
 
+    def abort_unless_closed_in(self, seconds: float) -> None:
+        """Let go of the socket after ``seconds`` even if the peer never reads its close
+        frame: a transport's ``close()`` waits for every buffered byte to be taken, so a
+        client that stopped reading would otherwise hold the connection indefinitely."""
+        protocol = self._protocol
+        protocol.loop.call_later(seconds, self._abort_if_connected)
+
+    def _abort_if_connected(self) -> None:
+        if not self._protocol.disconnected:
+            self._protocol.transport.abort()
+
 
 def frame_sink(scope: Scope) -> FrameSink | None:
     """The socket's sink when the server offers one, else None (send through ASGI)."""
