@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from roomchat import store
 from roomchat.db import create_engine, create_session_factory, create_tables
+from roomchat.message_store import MessageStore, SessionStore
 from roomchat.realtime import events
 from roomchat.realtime.broker import GAP
 from roomchat.realtime.broker.memory import MemoryBroker, MemoryPresence
@@ -37,11 +38,18 @@ async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSess
 
 
 @pytest.fixture
-async def rooms(
+async def message_store(
     sessions: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[tuple[RoomManager, MemoryBroker]]:
+) -> AsyncIterator[MessageStore]:
+    opened: MessageStore = SessionStore(sessions)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def rooms(message_store: MessageStore) -> AsyncIterator[tuple[RoomManager, MemoryBroker]]:
     broker = MemoryBroker()
-    manager = RoomManager(broker=broker, presence=MemoryPresence(), sessions=sessions)
+    manager = RoomManager(broker=broker, presence=MemoryPresence(), store=message_store)
     yield manager, broker
     await manager.close()
 
