@@ -22,6 +22,7 @@ from roomchat.realtime import events
 from roomchat.realtime.broker import GAP
 from roomchat.realtime.broker.memory import MemoryBroker, MemoryPresence
 from roomchat.realtime.manager import Connection, RoomManager
+from roomchat.sqlite_store import SQLiteStore
 
 TIMEOUT = 5.0
 
@@ -37,11 +38,15 @@ async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSess
     await engine.dispose()
 
 
-@pytest.fixture
+@pytest.fixture(params=["sqlite3", "sessions"])
 async def message_store(
-    sessions: async_sessionmaker[AsyncSession],
+    request: pytest.FixtureRequest, tmp_path: Path, sessions: async_sessionmaker[AsyncSession]
 ) -> AsyncIterator[MessageStore]:
-    opened: MessageStore = SessionStore(sessions)
+    """Both ways the manager reads and writes: its own sqlite3 thread, or SQLAlchemy."""
+    if request.param == "sqlite3":
+        opened: MessageStore = await SQLiteStore.open(str(tmp_path / "store.db"))
+    else:
+        opened = SessionStore(sessions)
     yield opened
     await opened.close()
 

@@ -1,21 +1,26 @@
 """The store the real-time paths use, chosen once at startup: ``open_message_store``.
 
 Storing a message, finding a connecting socket's user and a room's newest id, and the
-history a joining socket gets run on every message or connect, so they go through one
-object that can take a faster way where the database allows one. ``SessionStore`` is
-the functions of ``store.py`` over SQLAlchemy sessions. The HTTP API and accounts use
-``store.py`` directly.
+history a joining socket gets run on every message or connect. On a SQLite file they go
+through ``SQLiteStore`` (one thread, the ``sqlite3`` module, one hop per call); anywhere
+else (PostgreSQL, or an in-memory SQLite that no second connection could see) through
+``SessionStore``: the functions of ``store.py`` over SQLAlchemy sessions. The HTTP API and
+accounts use ``store.py`` directly; both paths read and write the same rows.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from roomchat import store
 from roomchat.models import Message, User
+from roomchat.sqlite_store import SQLiteStore
+
+log = logging.getLogger(__name__)
 
 
 class MessageStore(Protocol):
@@ -39,7 +44,7 @@ class MessageStore(Protocol):
 
 
 class SessionStore:
-    """``store.py`` through SQLAlchemy's async sessions."""
+    """``store.py`` through SQLAlchemy's async sessions: PostgreSQL, or SQLite in memory."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -77,5 +82,14 @@ class SessionStore:
 async def open_message_store(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> MessageStore:
-    """The store for the engine's database."""
-    return SessionStore(sessions)
+    """``SQLiteStore`` on the engine's own file when it is a SQLite file, else ``SessionStore``."""
+    if engine.dialect.name != "sqlite":
+        return SessionStore(sessions)
+    args: Any
+    args, options = engine.dialect.create_connect_args(engine.url)
+    path = args[0]
+    if path == ":memory:" or options.get("uri"):
+        # A second connection would not see an in-memory database (nor, maybe, a URI's).
+        log.info("SQLite at %s: the real-time paths use SQLAlchemy's sessions", path)
+        return SessionStore(sessions)
+    return await SQLiteStore.open(path)
