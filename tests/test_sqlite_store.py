@@ -6,6 +6,7 @@ API reads through SQLAlchemy, so a row written by either must read back the same
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -130,6 +131,29 @@ async def test_each_batch_knows_the_message_before_it(both: Both) -> None:
     assert batches[1]["attic"].previous_id == 0
     texts = [m.text for m in await read_back(both.sessions, "lobby")]
     assert texts == ["x", "y", "z", "w"]
+
+
+async def test_two_stores_on_one_file_keep_each_room_linked(both: Both) -> None:
+    """Two processes' writers (here two stores) interleave; each batch still names the
+    message just before it in its room, as listeners on every worker rely on."""
+    other = await SQLiteStore.open(str(both.path))
+    rooms = ("a", "b", "c")
+
+    async def write(writer: SQLiteStore, n: int) -> dict[str, store.StoredBatch]:
+        drafts = {
+            room: [store.Draft(1, "a", f"{n}-{k}") for k in range(n % 3 + 1)] for room in rooms
+        }
+        return await writer.add_messages_to_rooms(drafts=drafts)
+
+    results = await asyncio.gather(*(write(both.fast if n % 2 else other, n) for n in range(60)))
+    await other.close()
+    for room in rooms:
+        ids = [m.id for m in await both.fast.list_messages_after(room=room, after=0)]
+        for result in results:
+            batch = result[room]
+            first = ids.index(batch.messages[0].id)
+            assert batch.previous_id == (ids[first - 1] if first else 0)
+            assert ids[first : first + len(batch.messages)] == [m.id for m in batch.messages]
 
 
 async def test_a_failed_write_is_rolled_back_and_reported_to_senders(both: Both) -> None:
