@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from roomchat import store
+from roomchat import sqlite_store, store
 from roomchat.realtime import session
 from tests.conftest import live_token
 from tests.live import LiveServer
@@ -25,13 +25,11 @@ async def test_a_failed_write_gets_store_unavailable_and_is_not_delivered(
     sender = await open_socket(room_url(live.ws_url, "lobby", alice))
     other = await open_socket(room_url(live.ws_url, "lobby", bob))
     await recv_type(other, "presence")
-    real_add_messages = store.add_messages_to_rooms
-
-    async def failing_once(*args: Any, **kwargs: Any) -> Any:
-        monkeypatch.setattr(store, "add_messages_to_rooms", real_add_messages)
-        raise OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
-
-    monkeypatch.setattr(store, "add_messages_to_rooms", failing_once)
+    locked = sqlite3.OperationalError("database is locked")
+    # The next write fails, on either path: SQLAlchemy's (PostgreSQL) or, on SQLite, the
+    # transaction in the store's own thread.
+    fail_once(monkeypatch, store, "add_messages_to_rooms", OperationalError("INSERT", {}, locked))
+    fail_once(monkeypatch, sqlite_store, "_insert", locked)
     await sender.send("lost to the fault")
     error = await recv_type(sender, "error")
     assert error["code"] == "store_unavailable"
@@ -45,6 +43,17 @@ async def test_a_failed_write_gets_store_unavailable_and_is_not_delivered(
     assert [m["text"] for m in history.json()["messages"]] == ["after the fault"]
     await sender.close()
     await other.close()
+
+
+def fail_once(monkeypatch: pytest.MonkeyPatch, module: object, name: str, error: Exception) -> None:
+    """Make ``module.name`` raise ``error`` on its next call only (sync or async)."""
+    real = getattr(module, name)
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(module, name, real)
+        raise error
+
+    monkeypatch.setattr(module, name, failing)
 
 
 async def test_a_crashing_session_closes_with_1011_and_the_room_goes_on(

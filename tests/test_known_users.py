@@ -9,6 +9,7 @@ from sqlalchemy import delete
 from roomchat import store
 from roomchat.db import create_engine, create_session_factory, create_tables
 from roomchat.known_users import KnownUsers
+from roomchat.message_store import SessionStore
 from roomchat.models import User
 
 
@@ -26,7 +27,7 @@ async def test_known_users_are_cached_for_the_ttl_only(tmp_path: Path) -> None:
     async with sessions() as session:
         created = await store.create_user(session, username="Alice", password_hash="x")
     clock = Clock()
-    known = KnownUsers(sessions, ttl=30, timer=clock)
+    known = KnownUsers(SessionStore(sessions), ttl=30, timer=clock)
 
     assert await known.find("alice") == (created.id, "Alice")
     assert await known.find("nobody") is None

@@ -17,11 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from roomchat import store
 from roomchat.db import create_engine, create_session_factory, create_tables
+from roomchat.message_store import MessageStore, SessionStore
 from roomchat.realtime import events
 from roomchat.realtime.broker import GAP
 from roomchat.realtime.broker.memory import MemoryBroker, MemoryPresence
 from roomchat.realtime.connection import Connection
 from roomchat.realtime.manager import RoomManager
+from roomchat.sqlite_store import SQLiteStore
 
 TIMEOUT = 5.0
 
@@ -37,12 +39,23 @@ async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSess
     await engine.dispose()
 
 
+@pytest.fixture(params=["sqlite3", "sessions"])
+async def message_store(
+    request: pytest.FixtureRequest, tmp_path: Path, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[MessageStore]:
+    """Both ways the manager reads and writes: its own sqlite3 thread, or SQLAlchemy."""
+    if request.param == "sqlite3":
+        opened: MessageStore = await SQLiteStore.open(str(tmp_path / "store.db"))
+    else:
+        opened = SessionStore(sessions)
+    yield opened
+    await opened.close()
+
+
 @pytest.fixture
-async def rooms(
-    sessions: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[tuple[RoomManager, MemoryBroker]]:
+async def rooms(message_store: MessageStore) -> AsyncIterator[tuple[RoomManager, MemoryBroker]]:
     broker = MemoryBroker()
-    manager = RoomManager(broker=broker, presence=MemoryPresence(), sessions=sessions)
+    manager = RoomManager(broker=broker, presence=MemoryPresence(), store=message_store)
     yield manager, broker
     await manager.close()
 

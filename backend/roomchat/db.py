@@ -14,6 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 from roomchat.models import Base
 
+#: Every SQLite connection, the engine's and the message store's thread's (sqlite_store.py).
+#: WAL lets readers (history) run while a writer commits; NORMAL sync is durable across a
+#: process crash, which is the failure a chat server must survive.
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+)
+#: Seconds a connection waits for another's write lock before it gives up ("locked").
+SQLITE_BUSY_TIMEOUT = 30.0
+
 
 def create_engine(database_url: str) -> AsyncEngine:
     url = make_url(database_url)
@@ -23,16 +34,13 @@ def create_engine(database_url: str) -> AsyncEngine:
         from pathlib import Path
 
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-        # WAL lets readers (history) run while a writer commits; NORMAL sync is durable
-        # across a process crash, which is the failure a chat server must survive.
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
         cursor.close()
 
     return engine

@@ -6,9 +6,8 @@ import time
 from collections.abc import Callable
 
 from cachetools import TTLCache
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from roomchat import store
+from roomchat.message_store import MessageStore
 
 
 class KnownUsers:
@@ -20,21 +19,20 @@ class KnownUsers:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        store: MessageStore,
         *,
         ttl: float = 30.0,
         size: int = 10_000,
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._sessions = sessions
+        self._store = store
         self._users: TTLCache[str, tuple[int, str]] = TTLCache(size, ttl, timer=timer)
 
     async def find(self, name: str) -> tuple[int, str] | None:
         key = name.lower()
         known = self._users.get(key)
         if known is None:
-            async with self._sessions() as session:
-                user = await store.get_user(session, username=name)
+            user = await self._store.get_user(username=name)
             if user is None:
                 return None
             known = self._users[key] = (user.id, user.username)

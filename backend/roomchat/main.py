@@ -18,6 +18,7 @@ from roomchat.db import create_engine, create_session_factory, prepare_schema
 from roomchat.headers import SecurityHeaders
 from roomchat.known_users import KnownUsers
 from roomchat.logs import install_redaction
+from roomchat.message_store import open_message_store
 from roomchat.realtime.backend import create_backend
 from roomchat.realtime.broker import BrokerUnavailableError
 from roomchat.realtime.manager import RoomManager
@@ -41,17 +42,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings.database_url)
         await prepare_schema(engine)
         sessions = create_session_factory(engine)
+        message_store = await open_message_store(engine, sessions)
         hasher = PasswordHasher(concurrency=settings.password_hash_concurrency)
         broker, presence = create_backend(settings)
         limits = create_limits(settings)
-        room_manager = RoomManager(broker=broker, presence=presence, sessions=sessions)
+        room_manager = RoomManager(broker=broker, presence=presence, store=message_store)
         services = Services(
             settings=settings,
             secret_key=secret_key,
             engine=engine,
             sessions=sessions,
             hasher=hasher,
-            known_users=KnownUsers(sessions),
+            known_users=KnownUsers(message_store),
             rooms=room_manager,
             http_posts=limits.http_posts,
             login_throttle=limits.login_throttle,
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await presence.close()
             await limits.close()
             hasher.close()
+            await message_store.close()
             await engine.dispose()
 
     app = FastAPI(title="roomchat", version=__version__, lifespan=lifespan)

@@ -23,9 +23,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from roomchat import store
+from roomchat.message_store import MessageStore
 from roomchat.metrics import Metrics
 from roomchat.models import Message
 from roomchat.realtime import closecodes, events
@@ -54,19 +53,19 @@ class RoomManager:
         *,
         broker: Broker,
         presence: Presence,
-        sessions: async_sessionmaker[AsyncSession],
+        store: MessageStore,
         metrics: Metrics | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
         self.metrics.watch(self.local_counts)
         self._broker = broker
         self._presence = presence
-        self._sessions = sessions
+        self._store = store
         self._local: dict[str, set[Connection]] = {}
         self._listeners: dict[str, asyncio.Task[None]] = {}
         self._cursors: dict[str, _Cursor] = {}
         self._membership = KeyedLock()
-        self._writer = MessageWriter(broker=broker, sessions=sessions, metrics=self.metrics)
+        self._writer = MessageWriter(broker=broker, store=store, metrics=self.metrics)
 
     # -- membership -------------------------------------------------------------------
 
@@ -111,8 +110,7 @@ class RoomManager:
     async def _listen(self, room: str, subscribed: asyncio.Future[None]) -> None:
         try:
             async with self._broker.subscribe(room) as subscription:
-                async with self._sessions() as session:
-                    cursor = _Cursor(await store.latest_message_id(session, room=room))
+                cursor = _Cursor(await self._store.latest_message_id(room=room))
                 self._cursors[room] = cursor
                 subscribed.set_result(None)
                 async for payload in subscription:
@@ -150,16 +148,13 @@ class RoomManager:
 
     async def _catch_up(self, room: str, cursor: _Cursor) -> None:
         """Deliver from the store what this room's sockets may have missed."""
-        async with self._sessions() as session:
-            missed = await store.list_messages(
-                session, room=room, after=cursor.last, limit=CATCH_UP_LIMIT
-            )
-            if len(missed) == CATCH_UP_LIMIT:
-                # Too much for the sockets' queues: let each reconnect with since=.
-                cursor.last = await store.latest_message_id(session, room=room)
-                log.warning("room %s missed over %d messages; reconnecting it", room, len(missed))
-                self._drop_all(room, closecodes.SERVICE_RESTART)
-                return
+        missed = await self._store.list_messages(room=room, after=cursor.last, limit=CATCH_UP_LIMIT)
+        if len(missed) == CATCH_UP_LIMIT:
+            # Too much for the sockets' queues: let each reconnect with since=.
+            cursor.last = await self._store.latest_message_id(room=room)
+            log.warning("room %s missed over %d messages; reconnecting it", room, len(missed))
+            self._drop_all(room, closecodes.SERVICE_RESTART)
+            return
         for message in missed:
             self._fan_out(room, events.message_event(message))
             cursor.last = message.id
@@ -197,10 +192,9 @@ class RoomManager:
         newest = cursor.last if cursor is not None else None
         if newest is not None and (newest <= since if since is not None else newest == 0):
             return []
-        async with self._sessions() as session:
-            if since is None:
-                return await store.list_messages(session, room=room, limit=limit)
-            return await store.list_messages_after(session, room=room, after=since)
+        if since is None:
+            return await self._store.list_messages(room=room, limit=limit)
+        return await self._store.list_messages_after(room=room, after=since)
 
     async def members_for_socket(self, room: str) -> list[str]:
         """For a joining socket's presence frame: everyone, or, while the backend is away,

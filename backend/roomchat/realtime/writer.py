@@ -12,9 +12,8 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from roomchat import store
+from roomchat.message_store import MessageStore
 from roomchat.metrics import Metrics
 from roomchat.models import Message
 from roomchat.realtime import events
@@ -43,11 +42,9 @@ class _Post:
 
 
 class MessageWriter:
-    def __init__(
-        self, *, broker: Broker, sessions: async_sessionmaker[AsyncSession], metrics: Metrics
-    ) -> None:
+    def __init__(self, *, broker: Broker, store: MessageStore, metrics: Metrics) -> None:
         self._broker = broker
-        self._sessions = sessions
+        self._store = store
         self._metrics = metrics
         self._pending: list[_Post] = []
         self._task: asyncio.Task[None] | None = None
@@ -80,8 +77,7 @@ class MessageWriter:
             by_room.setdefault(post.room, []).append(post)
         drafts = {room: [post.draft for post in posts] for room, posts in by_room.items()}
         try:
-            async with self._sessions() as session:
-                stored = await store.add_messages_to_rooms(session, drafts=drafts)
+            stored = await self._store.add_messages_to_rooms(drafts=drafts)
         except Exception as exc:
             log.warning("storing %d message(s) failed: %r", len(batch), exc)
             self._metrics.backend_errors.labels("store").inc()

@@ -1,0 +1,73 @@
+"""CPU per store call on SQLite, through SQLAlchemy's sessions and through the sqlite3 thread.
+
+``.venv/bin/python -m bench.store_cpu`` prints, per call, the process's CPU time (every
+thread) and the event loop thread's own, in µs: medians of a few rounds, one call at a
+time. CPU time, not wall time, so that others' load on the machine matters less.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from roomchat import store
+from roomchat.db import create_engine, create_session_factory, migrate
+from roomchat.message_store import MessageStore, SessionStore
+from roomchat.sqlite_store import SQLiteStore
+
+ROUNDS = 5
+NOT_A_HASH = "-"  # the bench user never logs in
+
+
+async def cost(call: Callable[[], Awaitable[object]], count: int) -> tuple[float, float]:
+    """Median µs per call of (process CPU, this thread's CPU)."""
+    for _ in range(count // 10):  # warm up
+        await call()
+    process, loop = [], []
+    for _ in range(ROUNDS):
+        p0, t0 = time.process_time(), time.thread_time()
+        for _ in range(count):
+            await call()
+        process.append((time.process_time() - p0) / count * 1e6)
+        loop.append((time.thread_time() - t0) / count * 1e6)
+    return statistics.median(process), statistics.median(loop)
+
+
+async def measure(name: str, message_store: MessageStore) -> None:
+    def batch(size: int) -> Callable[[], Awaitable[object]]:
+        drafts = {"lobby": [store.Draft(1, "bench", "x" * 100)] * size}
+        return lambda: message_store.add_messages_to_rooms(drafts=drafts)
+
+    calls = {
+        "commit 1 message": (batch(1), 300),
+        "commit 10 messages": (batch(10), 100),
+        "get_user": (lambda: message_store.get_user(username="BENCH"), 300),
+        "latest_message_id": (lambda: message_store.latest_message_id(room="lobby"), 300),
+        "list_messages (50)": (lambda: message_store.list_messages(room="lobby", limit=50), 100),
+    }
+    for label, (call, count) in calls.items():
+        process, loop = await cost(call, count)
+        print(f"{name:9} {label:20} {process:7.0f} µs CPU  ({loop:5.0f} µs on the loop)")
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "roomchat.db"
+        engine = create_engine(f"sqlite+aiosqlite:///{path}")
+        await migrate(engine)
+        sessions = create_session_factory(engine)
+        async with sessions() as session:
+            await store.create_user(session, username="bench", password_hash=NOT_A_HASH)
+        await measure("sessions", SessionStore(sessions))
+        fast = await SQLiteStore.open(str(path))
+        await measure("sqlite3", fast)
+        await fast.close()
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

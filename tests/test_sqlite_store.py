@@ -1,0 +1,187 @@
+"""The SQLite store's own thread reads and writes exactly what SQLAlchemy does.
+
+The real-time paths store through ``SQLiteStore`` (sqlite3 in one thread) while the HTTP
+API reads through SQLAlchemy, so a row written by either must read back the same by both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from roomchat import store
+from roomchat.db import create_engine, create_session_factory, migrate
+from roomchat.message_store import SessionStore, open_message_store
+from roomchat.metrics import Metrics
+from roomchat.models import Message
+from roomchat.realtime.broker.memory import MemoryBroker
+from roomchat.realtime.writer import MessageWriter, StoreUnavailableError
+from roomchat.sqlite_store import SQLiteStore
+
+FIELDS = ("id", "room", "user_id", "author", "text", "created_at")
+
+
+@dataclass
+class Both:
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    fast: SQLiteStore
+    path: Path
+
+
+@pytest.fixture
+async def both(tmp_path: Path) -> AsyncIterator[Both]:
+    path = tmp_path / "roomchat.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    await migrate(engine)
+    sessions = create_session_factory(engine)
+    async with sessions() as session:
+        await store.create_user(session, username="Alice", password_hash="hash-a")
+        await store.create_user(session, username="bob", password_hash="hash-b")
+    opened = await open_message_store(engine, sessions)
+    assert isinstance(opened, SQLiteStore)
+    yield Both(engine, sessions, opened, path)
+    await opened.close()
+    await engine.dispose()
+
+
+def fields(messages: list[Message]) -> list[tuple[Any, ...]]:
+    return [tuple(getattr(m, name) for name in FIELDS) for m in messages]
+
+
+async def read_back(sessions: async_sessionmaker[AsyncSession], room: str) -> list[Message]:
+    async with sessions() as session:
+        return await store.list_messages(session, room=room, limit=100)
+
+
+async def test_written_by_the_thread_read_by_sqlalchemy(both: Both) -> None:
+    stored = await both.fast.add_messages_to_rooms(
+        drafts={
+            "lobby": [store.Draft(1, "Alice", "one"), store.Draft(2, "bob", "two ✓")],
+            "attic": [store.Draft(2, "bob", "three")],
+        }
+    )
+    assert stored["attic"].previous_id == 0
+    assert stored["lobby"].previous_id == 0
+    for room in ("lobby", "attic"):
+        written = stored[room].messages
+        assert fields(await read_back(both.sessions, room)) == fields(written)
+        assert fields(await both.fast.list_messages(room=room, limit=100)) == fields(written)
+    created_at = stored["lobby"].messages[0].created_at
+    assert created_at.tzinfo == UTC
+    # Rooms in name order, each room's ids in the order given.
+    assert [m.id for m in stored["attic"].messages + stored["lobby"].messages] == [1, 2, 3]
+    with sqlite3.connect(both.path) as raw:
+        (text,) = raw.execute("SELECT created_at FROM messages WHERE id = 1").fetchone()
+    assert text == created_at.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's own format
+
+
+async def test_written_by_sqlalchemy_read_by_the_thread(both: Both) -> None:
+    async with both.sessions() as session:
+        batch = await store.add_messages(
+            session, room="lobby", drafts=[store.Draft(1, "Alice", f"m{n}") for n in range(5)]
+        )
+        expected = fields(batch.messages)
+        assert fields(await store.list_messages(session, room="lobby", limit=2, before=5)) == (
+            fields(await both.fast.list_messages(room="lobby", limit=2, before=5))
+        )
+        assert fields(await store.list_messages(session, room="lobby", limit=2, after=1)) == (
+            fields(await both.fast.list_messages(room="lobby", limit=2, after=1, before=10**30))
+        )
+        user = await store.get_user(session, username="ALICE")
+    assert fields(await both.fast.list_messages(room="lobby", limit=50)) == expected
+    assert fields(await both.fast.list_messages_after(room="lobby", after=2)) == expected[2:]
+    assert await both.fast.list_messages_after(room="lobby", after=2**70) == []
+    assert await both.fast.latest_message_id(room="lobby") == batch.messages[-1].id
+    assert await both.fast.latest_message_id(room="empty") == 0
+    found = await both.fast.get_user(username="aLiCe")
+    assert user is not None
+    assert found is not None
+    assert (found.id, found.username, found.password_hash, found.created_at) == (
+        user.id,
+        user.username,
+        user.password_hash,
+        user.created_at,
+    )
+    assert await both.fast.get_user(username="carol") is None
+
+
+async def test_each_batch_knows_the_message_before_it(both: Both) -> None:
+    async with both.sessions() as session:
+        first = await store.add_messages(session, room="lobby", drafts=[store.Draft(1, "a", "x")])
+    batches = [
+        await both.fast.add_messages_to_rooms(
+            drafts={"lobby": [store.Draft(1, "a", "y"), store.Draft(1, "a", "z")]}
+        ),
+        await both.fast.add_messages_to_rooms(
+            drafts={"lobby": [store.Draft(1, "a", "w")], "attic": [store.Draft(1, "a", "v")]}
+        ),
+    ]
+    lobby = [batch["lobby"] for batch in batches]
+    assert lobby[0].previous_id == first.messages[0].id
+    assert lobby[1].previous_id == lobby[0].messages[-1].id
+    assert batches[1]["attic"].previous_id == 0
+    texts = [m.text for m in await read_back(both.sessions, "lobby")]
+    assert texts == ["x", "y", "z", "w"]
+
+
+async def test_two_stores_on_one_file_keep_each_room_linked(both: Both) -> None:
+    """Two processes' writers (here two stores) interleave; each batch still names the
+    message just before it in its room, as listeners on every worker rely on."""
+    other = await SQLiteStore.open(str(both.path))
+    rooms = ("a", "b", "c")
+
+    async def write(writer: SQLiteStore, n: int) -> dict[str, store.StoredBatch]:
+        drafts = {
+            room: [store.Draft(1, "a", f"{n}-{k}") for k in range(n % 3 + 1)] for room in rooms
+        }
+        return await writer.add_messages_to_rooms(drafts=drafts)
+
+    results = await asyncio.gather(*(write(both.fast if n % 2 else other, n) for n in range(60)))
+    await other.close()
+    for room in rooms:
+        ids = [m.id for m in await both.fast.list_messages_after(room=room, after=0)]
+        for result in results:
+            batch = result[room]
+            first = ids.index(batch.messages[0].id)
+            assert batch.previous_id == (ids[first - 1] if first else 0)
+            assert ids[first : first + len(batch.messages)] == [m.id for m in batch.messages]
+
+
+async def test_a_failed_write_is_rolled_back_and_reported_to_senders(both: Both) -> None:
+    with sqlite3.connect(both.path) as raw:  # a real SQLite error, raised in the thread
+        raw.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN "
+            "SELECT RAISE(ABORT, 'disk I/O error, say'); END"
+        )
+    metrics = Metrics()
+    writer = MessageWriter(broker=MemoryBroker(), store=both.fast, metrics=metrics)
+    posts = [writer.submit("lobby", store.Draft(1, "Alice", text)) for text in ("a", "b")]
+    for post in posts:
+        with pytest.raises(StoreUnavailableError):
+            await post
+    errors = metrics.registry.get_sample_value("roomchat_backend_errors_total", {"kind": "store"})
+    assert errors == 1
+    with sqlite3.connect(both.path) as raw:
+        raw.execute("DROP TRIGGER refuse")
+    # Nothing half-written, and the thread's connection is usable again.
+    assert await read_back(both.sessions, "lobby") == []
+    stored = await writer.submit("lobby", store.Draft(1, "Alice", "after"))
+    assert [m.id for m in await read_back(both.sessions, "lobby")] == [stored.id]
+    await writer.close()
+
+
+async def test_an_in_memory_database_keeps_to_sqlalchemy() -> None:
+    engine = create_engine("sqlite+aiosqlite:///:memory:")
+    opened = await open_message_store(engine, create_session_factory(engine))
+    assert isinstance(opened, SessionStore)
+    await opened.close()
+    await engine.dispose()
