@@ -165,6 +165,7 @@ async def close_socket(websocket: WebSocket, close: closecodes.Close) -> None:
     code = close.code
     sink = frame_sink(websocket.scope)
     if sink is not None:
+        sink.flush()  # what the room already handed over goes out before the close frame
         sink.abort_unless_closed_in(CLOSE_TIMEOUT_SECONDS)
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
