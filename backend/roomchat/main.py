@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             http_posts=limits.http_posts,
             login_throttle=limits.login_throttle,
         )
+        settle_garbage_collector()
         try:
             yield {"services": services}
         finally:
@@ -81,6 +83,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(ops.metrics_router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     return app
+
+
+def settle_garbage_collector() -> None:
+    """Keep the collector's full passes off what lives as long as the process.
+
+    Everything built at startup (modules, routes, the ORM's mappings: a few hundred
+    thousand objects) is moved out of the collector's view (``gc.freeze``), so a full
+    collection walks only what the sockets hold. The youngest generation is collected
+    after 10,000 allocations instead of 700: every connect and message allocates a few
+    hundred objects, and each young collection costs time on the event loop.
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(10_000, older, oldest)
 
 
 async def backend_unavailable(_request: Request, exc: Exception) -> JSONResponse:

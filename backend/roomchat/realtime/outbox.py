@@ -19,7 +19,8 @@ class Outbox(Generic[T]):
     __slots__ = ("_items", "_limit", "_size", "_waiter", "oldest_put_at")
 
     def __init__(self, limit: int) -> None:
-        self._items: deque[T] = deque()
+        # Made on first use: most sockets' outboxes stay empty, and a deque takes 760 bytes.
+        self._items: deque[T] | None = None
         self._size = 0  # bytes (or any measure ``put`` is given) waiting
         self._limit = limit
         self._waiter: asyncio.Future[None] | None = None
@@ -32,6 +33,8 @@ class Outbox(Generic[T]):
         An empty outbox takes any one item, so no single event is too big to deliver.
         """
         items = self._items
+        if items is None:
+            items = self._items = deque()
         if items and self._size + size > self._limit:
             return False
         if not items:
@@ -51,16 +54,18 @@ class Outbox(Generic[T]):
                 await self._waiter
             finally:
                 self._waiter = None
-        items, self._items, self._size = self._items, deque(), 0
+        items, self._items, self._size = self._items, None, 0
         return items
 
     def first(self) -> T:
+        assert self._items
         return self._items[0]
 
     def pop_first(self, size: int) -> None:
         """Remove the first item, which counted ``size`` against the budget."""
+        assert self._items
         self._items.popleft()
         self._size -= size
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) if self._items is not None else 0
