@@ -60,14 +60,14 @@ FIGURES = [
         _roomchat(lambda v: v <= 2),
     ),
     Figure("slow/stuck", "worst_slice_p99_ms", "worst 2-s slice p99 (ms)"),
-    Figure("slow/stuck", "stuck_dropped_after_s", "stuck dropped after (s)"),
     Figure(
         "slow/stuck",
-        "stuck_close_after_drop_s",
-        "socket let go after drop (s)",
+        "stuck_dropped_after_s",
+        "stuck dropped (1013) after (s)",
         "≤ 5",
         _roomchat(lambda v: isinstance(v, int | float) and v <= 5),
     ),
+    Figure("slow/stuck", "stuck_close_after_drop_s", "socket let go after drop (s)"),
     Figure(
         "slow/stuck",
         "stuck_close_code",
