@@ -25,6 +25,7 @@ from roomchat.realtime.broker import BrokerUnavailableError
 from roomchat.realtime.manager import RoomManager
 from roomchat.security import PasswordHasher, load_or_create_secret_key
 from roomchat.services import Services
+from roomchat.sqlite_store import SQLiteStore
 from roomchat.throttle import create_limits
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         broker, presence = create_backend(settings)
         limits = create_limits(settings)
         room_manager = RoomManager(broker=broker, presence=presence, store=message_store)
+        if isinstance(message_store, SQLiteStore):
+            failed = room_manager.metrics.backend_errors.labels("checkpoint")
+            message_store.checkpointer.on_error = failed.inc
         services = Services(
             settings=settings,
             secret_key=secret_key,

@@ -75,7 +75,7 @@ class Metrics:
         )
         self.backend_errors = Counter(
             "roomchat_backend_errors",
-            "Failures to store, to publish, or of a room listener",
+            "Failures to store, to publish, of a room listener, or of a SQLite checkpoint",
             ["kind"],
             registry=registry,
         )
@@ -83,7 +83,7 @@ class Metrics:
             self.handshakes_refused.labels(reason)
         for via in ("socket", "http"):
             self.rate_limited.labels(via)
-        for kind in ("store", "publish", "listener"):
+        for kind in ("store", "publish", "listener", "checkpoint"):
             self.backend_errors.labels(kind)
 
     def watch(self, counts: Callable[[], tuple[int, int, int]]) -> None:
