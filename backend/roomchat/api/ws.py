@@ -20,6 +20,7 @@ from roomchat.realtime import closecodes, events
 from roomchat.realtime.connection import Connection
 from roomchat.realtime.handshake import HandshakeRefusedError, admit
 from roomchat.realtime.session import SocketSession, close_socket
+from roomchat.realtime.uvicorn_protocol import frame_sink, text_frame
 from roomchat.services import Services
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,9 @@ async def room_socket(websocket: WebSocket) -> None:
         limit, since = services.settings.history_limit, admission.since
         history = await services.rooms.history(room, since=since, limit=limit)
         replayed_up_to = history[-1].id if history else (since or 0)
-        await websocket.send_text(events.history_event(room, history))
+        await send_first(websocket, events.history_event(room, history))
         members = await services.rooms.members_for_socket(room)
-        await websocket.send_text(events.presence_event(room, members))
+        await send_first(websocket, events.presence_event(room, members))
 
         # 4. Chat: read frames, write the room's events, until one side ends.
         close = await SocketSession(
@@ -67,6 +68,14 @@ async def room_socket(websocket: WebSocket) -> None:
         services.rooms.metrics.closed(close.code)
         log.info("closing socket", extra={"code": close.code, "room": room, "user": user})
         await close_socket(websocket, close)
+
+
+async def send_first(websocket: WebSocket, event: str) -> None:
+    """Send a frame ahead of the room's events (they queue until the session starts):
+    through the socket's frame sink when it has one, so both go out in one write."""
+    sink = frame_sink(websocket.scope)
+    if sink is None or not sink.write(text_frame(event)):
+        await websocket.send_text(event)
 
 
 async def refuse(websocket: WebSocket, refusal: HandshakeRefusedError) -> None:

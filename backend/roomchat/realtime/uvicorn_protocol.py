@@ -214,6 +214,3 @@ class RoomchatWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.response.status_code == 101 and not self.conn.extensions:
             sink = FrameSink(self, EndOfTurnWrites.of(self.loop))
             self.scope["extensions"][EXTENSION] = {"sink": sink}
-        # The parsed request (every header, twice over) is not needed once the scope
-        # holds the headers; an idle socket is lighter without it.
-        del self.request
