@@ -23,6 +23,7 @@ from roomchat.realtime.broker import GAP
 from roomchat.realtime.broker.memory import MemoryBroker, MemoryPresence
 from roomchat.realtime.connection import Connection
 from roomchat.realtime.manager import RoomManager
+from roomchat.realtime.writer import StoreUnavailableError
 from roomchat.sqlite_store import SQLiteStore
 
 TIMEOUT = 5.0
@@ -121,3 +122,22 @@ async def test_a_late_or_repeated_publish_is_not_delivered_twice(
         await manager.post("lobby", draft("then this"))
         received = await messages(connection, 2)
     assert [m["text"] for m in received] == ["once", "then this"]
+
+
+async def test_a_message_the_database_refuses_does_not_fail_the_others_in_its_batch(
+    rooms: tuple[RoomManager, MemoryBroker],
+) -> None:
+    manager, _ = rooms
+    connection = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
+    async with manager.join(connection):
+        # Submitted in one turn, so the writer stores them in one transaction; the author
+        # of the second does not exist (deleted after connecting): a foreign-key error.
+        first = manager.submit("lobby", draft("before"))
+        orphan = manager.submit("lobby", store.Draft(999, "ghost", "from a deleted user"))
+        last = manager.submit("other", draft("another room"))
+        stored = await asyncio.wait_for(asyncio.gather(first, last), TIMEOUT)
+        with pytest.raises(StoreUnavailableError):
+            await asyncio.wait_for(orphan, TIMEOUT)
+        received = await messages(connection, 1)
+    assert [m.text for m in stored] == ["before", "another room"]
+    assert [m["text"] for m in received] == ["before"]

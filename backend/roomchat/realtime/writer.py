@@ -79,7 +79,14 @@ class MessageWriter:
         try:
             stored = await self._store.add_messages_to_rooms(drafts=drafts)
         except Exception as exc:
-            log.warning("storing %d message(s) failed: %r", len(batch), exc)
+            if len(batch) > 1:
+                # One message the database refuses (its author deleted meanwhile, say) must
+                # not cost the others theirs: store them one at a time, in order.
+                log.warning("storing %d messages failed (%r); storing each alone", len(batch), exc)
+                for post in batch:
+                    await self._commit([post])
+                return
+            log.warning("storing a message failed: %r", exc)
             self._metrics.backend_errors.labels("store").inc()
             _fail(batch, StoreUnavailableError("the message could not be stored"))
             return
