@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete
 
@@ -38,4 +41,35 @@ async def test_known_users_are_cached_for_the_ttl_only(tmp_path: Path) -> None:
     assert await known.find("ALICE") == (created.id, "Alice")  # cached
     clock.now = 31
     assert await known.find("alice") is None  # expired: looked up again, and gone
+    await engine.dispose()
+
+
+class CountingStore(SessionStore):
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.queries: list[list[str]] = []
+
+    async def find_users(self, *, usernames: Sequence[str]) -> dict[str, tuple[int, str]]:
+        self.queries.append(sorted(usernames))
+        return await super().find_users(usernames=usernames)
+
+
+async def test_names_asked_for_at_once_share_one_query(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    await create_tables(engine)
+    sessions = create_session_factory(engine)
+    async with sessions() as session:
+        alice = await store.create_user(session, username="Alice", password_hash="x")
+        bob = await store.create_user(session, username="bob", password_hash="x")
+    counting = CountingStore(sessions)
+    known = KnownUsers(counting)
+
+    # A burst of handshakes in one turn of the loop: one query for all their names.
+    found = await asyncio.gather(*(known.find(n) for n in ["alice", "BOB", "nobody", "Alice"]))
+    assert found == [(alice.id, "Alice"), (bob.id, "bob"), None, (alice.id, "Alice")]
+    assert counting.queries == [["alice", "bob", "nobody"]]
+    # Found names are cached; an unknown one is asked again.
+    assert await known.find("bob") == (bob.id, "bob")
+    assert await known.find("nobody") is None
+    assert counting.queries[1:] == [["nobody"]]
     await engine.dispose()

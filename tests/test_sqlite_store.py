@@ -97,22 +97,16 @@ async def test_written_by_sqlalchemy_read_by_the_thread(both: Both) -> None:
         assert fields(await store.list_messages(session, room="lobby", limit=2, after=1)) == (
             fields(await both.fast.list_messages(room="lobby", limit=2, after=1, before=10**30))
         )
-        user = await store.get_user(session, username="ALICE")
+        users = await store.find_users(session, usernames=["ALICE", "carol"])
     assert fields(await both.fast.list_messages(room="lobby", limit=50)) == expected
     assert fields(await both.fast.list_messages_after(room="lobby", after=2)) == expected[2:]
     assert await both.fast.list_messages_after(room="lobby", after=2**70) == []
     assert await both.fast.latest_message_id(room="lobby") == batch.messages[-1].id
     assert await both.fast.latest_message_id(room="empty") == 0
-    found = await both.fast.get_user(username="aLiCe")
-    assert user is not None
-    assert found is not None
-    assert (found.id, found.username, found.password_hash, found.created_at) == (
-        user.id,
-        user.username,
-        user.password_hash,
-        user.created_at,
-    )
-    assert await both.fast.get_user(username="carol") is None
+    found = await both.fast.find_users(usernames=["aLiCe", "carol"])
+    assert found == users
+    assert list(found) == ["alice"]
+    assert found["alice"][1] == "Alice"  # the name as registered
 
 
 async def test_each_batch_knows_the_message_before_it(both: Both) -> None:

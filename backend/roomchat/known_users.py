@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -9,12 +10,18 @@ from cachetools import TTLCache
 
 from roomchat.message_store import MessageStore
 
+Found = tuple[int, str] | None
+
 
 class KnownUsers:
     """Caches ``name -> (id, canonical name)`` of registered users for ``ttl`` seconds.
 
     Only positive answers are kept: an unknown name is always looked up, and a deleted
     user's token keeps working at most ``ttl`` seconds after it was last checked.
+
+    Names not in the cache are looked up together: every handshake that asks during one
+    turn of the event loop waits on the same query (a burst of connects costs one round
+    trip per turn, not one per socket).
     """
 
     def __init__(
@@ -27,13 +34,40 @@ class KnownUsers:
     ) -> None:
         self._store = store
         self._users: TTLCache[str, tuple[int, str]] = TTLCache(size, ttl, timer=timer)
+        self._wanted: dict[str, asyncio.Future[Found]] = {}
+        self._lookups: set[asyncio.Task[None]] = set()
 
-    async def find(self, name: str) -> tuple[int, str] | None:
+    async def find(self, name: str) -> Found:
         key = name.lower()
         known = self._users.get(key)
-        if known is None:
-            user = await self._store.get_user(username=name)
-            if user is None:
-                return None
-            known = self._users[key] = (user.id, user.username)
-        return known
+        if known is not None:
+            return known
+        wanted = self._wanted.get(key)
+        if wanted is None:
+            loop = asyncio.get_running_loop()
+            if not self._wanted:
+                loop.call_soon(self._look_up_wanted)
+            wanted = self._wanted[key] = loop.create_future()
+        # Shielded: a handshake given up on must not cancel the others' answer.
+        return await asyncio.shield(wanted)
+
+    def _look_up_wanted(self) -> None:
+        wanted, self._wanted = self._wanted, {}
+        lookup = asyncio.create_task(self._look_up(wanted))
+        self._lookups.add(lookup)  # held until done: the loop keeps only weak references
+        lookup.add_done_callback(self._lookups.discard)
+
+    async def _look_up(self, wanted: dict[str, asyncio.Future[Found]]) -> None:
+        try:
+            found = await self._store.find_users(usernames=list(wanted))
+        except Exception as exc:
+            for future in wanted.values():
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for key, future in wanted.items():
+            user = found.get(key)
+            if user is not None:
+                self._users[key] = user
+            if not future.done():
+                future.set_result(user)

@@ -1,6 +1,6 @@
 """The store the real-time paths use, chosen once at startup: ``open_message_store``.
 
-Storing a message, finding a connecting socket's user and a room's newest id, and the
+Storing a message, finding connecting sockets' users and a room's newest id, and the
 history a joining socket gets run on every message or connect. On a SQLite file they go
 through ``SQLiteStore`` (one thread, the ``sqlite3`` module, one hop per call); anywhere
 else (PostgreSQL, or an in-memory SQLite that no second connection could see) through
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from roomchat import store
-from roomchat.models import Message, User
+from roomchat.models import Message
 from roomchat.sqlite_store import SQLiteStore
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class MessageStore(Protocol):
     """The hot paths' queries; each is the ``store.py`` function of the same name."""
 
-    async def get_user(self, *, username: str) -> User | None: ...
+    async def find_users(self, *, usernames: Sequence[str]) -> dict[str, tuple[int, str]]: ...
 
     async def add_messages_to_rooms(
         self, *, drafts: Mapping[str, Sequence[store.Draft]]
@@ -49,9 +49,9 @@ class SessionStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def get_user(self, *, username: str) -> User | None:
+    async def find_users(self, *, usernames: Sequence[str]) -> dict[str, tuple[int, str]]:
         async with self._sessions() as session:
-            return await store.get_user(session, username=username)
+            return await store.find_users(session, usernames=usernames)
 
     async def add_messages_to_rooms(
         self, *, drafts: Mapping[str, Sequence[store.Draft]]

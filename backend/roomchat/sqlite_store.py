@@ -26,7 +26,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy.dialects import sqlite
 
 from roomchat.db import SQLITE_BUSY_TIMEOUT, SQLITE_PRAGMAS
-from roomchat.models import MAX_MESSAGE_ID, Message, User, utcnow
+from roomchat.models import MAX_MESSAGE_ID, Message, utcnow
 from roomchat.store import Draft, StoredBatch
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ _from_text = cast(Callable[[str], datetime], _TIME_TYPE.result_processor(sqlite.
 _MESSAGE = "SELECT id, room, user_id, author, text, created_at FROM messages"
 _INSERT = "INSERT INTO messages (room, user_id, author, text, created_at) VALUES (?, ?, ?, ?, ?)"
 _LATEST = "SELECT max(id) FROM messages WHERE room = ?"
-_USER = "SELECT id, username, password_hash, created_at FROM users WHERE lower(username) = ?"
+_USERS = "SELECT id, username FROM users WHERE lower(username) IN ({})"
+_USERS_PER_QUERY = 500
 _LAST_PAGE = f"{_MESSAGE} WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?"
 _NEXT_PAGE = f"{_MESSAGE} WHERE room = ? AND id > ? AND id < ? ORDER BY id LIMIT ?"
 
@@ -102,18 +103,17 @@ class SQLiteStore:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, job, self._db, *args)
 
-    async def get_user(self, *, username: str) -> User | None:
-        """Find a user by name, ignoring case (the index on ``lower(username)`` serves it)."""
-        row = await self._run(_fetch_one, _USER, (username.lower(),))
-        if row is None:
-            return None
-        user_id, name, password_hash, created_at = row
-        return User(
-            id=user_id,
-            username=name,
-            password_hash=password_hash,
-            created_at=_from_text(created_at),
-        )
+    async def find_users(self, *, usernames: Sequence[str]) -> dict[str, tuple[int, str]]:
+        """``store.find_users``: one query for many names (the index on ``lower(username)``
+        serves it), in chunks well under SQLite's limit on bound parameters."""
+        wanted = sorted({name.lower() for name in usernames})
+        found: dict[str, tuple[int, str]] = {}
+        for start in range(0, len(wanted), _USERS_PER_QUERY):
+            chunk = tuple(wanted[start : start + _USERS_PER_QUERY])
+            sql = _USERS.format(", ".join("?" * len(chunk)))
+            for user_id, name in await self._run(_fetch_all, sql, chunk):
+                found[name.lower()] = (user_id, name)
+        return found
 
     async def add_messages_to_rooms(
         self, *, drafts: Mapping[str, Sequence[Draft]]

@@ -20,6 +20,7 @@ __all__ = [
     "add_messages",
     "add_messages_to_rooms",
     "create_user",
+    "find_users",
     "get_user",
     "latest_message_id",
     "list_messages",
@@ -64,6 +65,15 @@ async def get_user(session: AsyncSession, *, username: str) -> User | None:
     """Find a user by name, ignoring case."""
     statement = select(User).where(func.lower(User.username) == username.lower())
     return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def find_users(
+    session: AsyncSession, *, usernames: Sequence[str]
+) -> dict[str, tuple[int, str]]:
+    """``{lowercased name: (id, name as registered)}`` for those of ``usernames`` that exist."""
+    wanted = sorted({name.lower() for name in usernames})
+    statement = select(User.id, User.username).where(func.lower(User.username).in_(wanted))
+    return {name.lower(): (user_id, name) for user_id, name in await session.execute(statement)}
 
 
 async def add_messages(session: AsyncSession, *, room: str, drafts: Sequence[Draft]) -> StoredBatch:
