@@ -14,6 +14,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from roomchat import store
 from roomchat.db import create_engine, create_session_factory, migrate
 from roomchat.message_store import MessageStore, SessionStore
@@ -45,7 +47,7 @@ async def measure(name: str, message_store: MessageStore) -> None:
     calls = {
         "commit 1 message": (batch(1), 300),
         "commit 10 messages": (batch(10), 100),
-        "get_user": (lambda: message_store.get_user(username="BENCH"), 300),
+        "find_users": (lambda: message_store.find_users(usernames=["BENCH"]), 300),
         "latest_message_id": (lambda: message_store.latest_message_id(room="lobby"), 300),
         "list_messages (50)": (lambda: message_store.list_messages(room="lobby", limit=50), 100),
     }
@@ -54,15 +56,20 @@ async def measure(name: str, message_store: MessageStore) -> None:
         print(f"{name:9} {label:20} {process:7.0f} µs CPU  ({loop:5.0f} µs on the loop)")
 
 
+async def bench_database(path: Path) -> AsyncEngine:
+    """A migrated SQLite file at ``path`` with the one user the benchmarks write as."""
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    await migrate(engine)
+    async with create_session_factory(engine)() as session:
+        await store.create_user(session, username="bench", password_hash=NOT_A_HASH)
+    return engine
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "roomchat.db"
-        engine = create_engine(f"sqlite+aiosqlite:///{path}")
-        await migrate(engine)
-        sessions = create_session_factory(engine)
-        async with sessions() as session:
-            await store.create_user(session, username="bench", password_hash=NOT_A_HASH)
-        await measure("sessions", SessionStore(sessions))
+        engine = await bench_database(path)
+        await measure("sessions", SessionStore(create_session_factory(engine)))
         fast = await SQLiteStore.open(str(path))
         await measure("sqlite3", fast)
         await fast.close()

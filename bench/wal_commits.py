@@ -20,11 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.store_cpu import bench_database
 from roomchat import sqlite_store, store
-from roomchat.db import create_engine, create_session_factory, migrate
 from roomchat.sqlite_store import SQLiteStore
-
-NOT_A_HASH = "-"
 
 
 def wal_size(path: Path) -> int:
@@ -70,12 +68,7 @@ async def run(count: int, rate: float, size: int) -> None:
     time_inserts(in_thread)
     with tempfile.TemporaryDirectory(dir=os.environ.get("WAL_BENCH_DIR")) as directory:
         path = Path(directory) / "roomchat.db"
-        engine = create_engine(f"sqlite+aiosqlite:///{path}")
-        await migrate(engine)
-        sessions = create_session_factory(engine)
-        async with sessions() as session:
-            await store.create_user(session, username="bench", password_hash=NOT_A_HASH)
-        await engine.dispose()
+        await (await bench_database(path)).dispose()
         messages = await SQLiteStore.open(str(path))
         drafts = {"lobby": [store.Draft(1, "bench", "x" * size)]}
         sizes: list[int] = []

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from roomchat import store
 from roomchat.db import create_engine, create_session_factory, create_tables
@@ -23,10 +25,17 @@ class Clock:
         return self.now
 
 
-async def test_known_users_are_cached_for_the_ttl_only(tmp_path: Path) -> None:
+@pytest.fixture
+async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
     await create_tables(engine)
-    sessions = create_session_factory(engine)
+    yield create_session_factory(engine)
+    await engine.dispose()
+
+
+async def test_known_users_are_cached_for_the_ttl_only(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
     async with sessions() as session:
         created = await store.create_user(session, username="Alice", password_hash="x")
     clock = Clock()
@@ -41,7 +50,6 @@ async def test_known_users_are_cached_for_the_ttl_only(tmp_path: Path) -> None:
     assert await known.find("ALICE") == (created.id, "Alice")  # cached
     clock.now = 31
     assert await known.find("alice") is None  # expired: looked up again, and gone
-    await engine.dispose()
 
 
 class CountingStore(SessionStore):
@@ -54,10 +62,9 @@ class CountingStore(SessionStore):
         return await super().find_users(usernames=usernames)
 
 
-async def test_names_asked_for_at_once_share_one_query(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
-    await create_tables(engine)
-    sessions = create_session_factory(engine)
+async def test_names_asked_for_at_once_share_one_query(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
     async with sessions() as session:
         alice = await store.create_user(session, username="Alice", password_hash="x")
         bob = await store.create_user(session, username="bob", password_hash="x")
@@ -72,4 +79,3 @@ async def test_names_asked_for_at_once_share_one_query(tmp_path: Path) -> None:
     assert await known.find("bob") == (bob.id, "bob")
     assert await known.find("nobody") is None
     assert counting.queries[1:] == [["nobody"]]
-    await engine.dispose()

@@ -9,8 +9,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from uvicorn.config import Config
+from uvicorn.server import ServerState
 
-from roomchat.realtime.uvicorn_protocol import FrameSink, frame_sink
+from roomchat.realtime.uvicorn_protocol import (
+    FrameSink,
+    RoomchatWebSocketProtocol,
+    frame_sink,
+    text_frame,
+)
 from tests.conftest import live_token
 from tests.live import SEND_PATHS, LiveServer
 from tests.test_ws_rooms import join
@@ -45,8 +52,74 @@ async def test_history_replay_then_live_messages_in_order(
     await listener.close()
 
 
-def test_the_sink_is_offered_only_by_roomchats_protocol() -> None:
-    assert frame_sink({"type": "websocket", "extensions": {"websocket.http.response": {}}}) is None
-    sink = object.__new__(FrameSink)
-    scope = {"type": "websocket", "extensions": {"roomchat.frames": {"sink": sink}}}
-    assert frame_sink(scope) is sink
+class FakeTransport:
+    """Records what the protocol writes, and how many writes it took."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def writelines(self, data: list[bytes]) -> None:
+        self.writes.append(b"".join(data))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(name)
+
+    def close(self) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+HANDSHAKE = (
+    b"GET /ws/lobby HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+DEFLATE = b"Sec-WebSocket-Extensions: permessage-deflate\r\n"
+
+
+async def serve_one(request: bytes, *, deflate: bool) -> tuple[FrameSink | None, FakeTransport]:
+    """Run roomchat's protocol on one handshake; the app writes two frames in one turn."""
+    found: asyncio.Future[FrameSink | None] = asyncio.get_running_loop().create_future()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "websocket.accept"})
+        sink = frame_sink(scope)
+        if sink is not None:
+            assert sink.write(text_frame("one"))
+            assert sink.write(text_frame("two"))
+        found.set_result(sink)  # wakes the test after the end-of-turn write, queued first
+        await receive()  # until the test's end
+
+    config = Config(app=app, ws=RoomchatWebSocketProtocol, ws_per_message_deflate=deflate)
+    config.load()
+    protocol = RoomchatWebSocketProtocol(config, ServerState(), app_state={})
+    transport = FakeTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol.data_received(request + b"\r\n")
+    sink = await asyncio.wait_for(found, 5)
+    protocol.connection_lost(None)
+    return sink, transport
+
+
+async def test_roomchats_protocol_writes_a_turns_frames_in_one_write() -> None:
+    sink, transport = await serve_one(HANDSHAKE, deflate=False)
+    assert sink is not None
+    response, frames = transport.writes
+    assert response.startswith(b"HTTP/1.1 101")
+    assert frames == text_frame("one") + text_frame("two")  # one write for both
+
+
+async def test_a_compressed_socket_gets_no_sink() -> None:
+    sink, transport = await serve_one(HANDSHAKE + DEFLATE, deflate=True)
+    assert sink is None
+    assert b"permessage-deflate" in transport.writes[0]

@@ -69,17 +69,16 @@ class Connection:
 
         A socket whose outbox is full is too slow and is dropped.
         """
+        if item.message_id is not None and item.message_id <= self._replayed_up_to:
+            return False  # the history replay had it
         sink = self._sink
-        if sink is not None and not self.outbox:
-            if item.message_id is not None and item.message_id <= self._replayed_up_to:
-                return False  # the history replay had it
-            if sink.write(item.frame):
-                return True
+        if sink is not None and not self.outbox and sink.write(item.frame):
+            return True
         if not self.outbox.put(item, item.size):
             self.drop(closecodes.TRY_AGAIN_LATER)
             return False
         if sink is not None and self._sender is None:
-            self._sender = asyncio.create_task(self._flush(sink, self._metrics))
+            self._sender = asyncio.create_task(self._flush(sink))
         return False
 
     def drop(self, code: int) -> None:
@@ -103,12 +102,11 @@ class Connection:
         """
         self._replayed_up_to = replayed_up_to
         self._metrics = metrics
-        if sink is None:
-            self._sender = asyncio.create_task(self._write(send, metrics))
-            return
         self._sink = sink
-        if self.outbox:
-            self._sender = asyncio.create_task(self._flush(sink, metrics))
+        if sink is None:
+            self._sender = asyncio.create_task(self._write(send))
+        for item in self.outbox.take_now():  # what queued during the replay, offered anew
+            self.offer(item)
 
     async def stop_sending(self) -> None:
         self._sink = None
@@ -117,9 +115,9 @@ class Connection:
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
 
-    async def _flush(self, sink: FrameSink, metrics: Metrics) -> None:
+    async def _flush(self, sink: FrameSink) -> None:
         """Send what waits in the outbox, as fast as the transport takes it."""
-        outbox, floor = self.outbox, self._replayed_up_to
+        outbox = self.outbox
         try:
             while outbox:
                 if not await sink.wait_writable():
@@ -127,28 +125,25 @@ class Connection:
                 waited_since, sent = outbox.oldest_put_at, 0
                 while outbox:
                     item = outbox.first()
-                    if item.message_id is None or item.message_id > floor:
-                        if not sink.write(item.frame):
-                            break  # paused again: wait for it to drain
-                        sent += item.message_id is not None
+                    if not sink.write(item.frame):
+                        break  # paused again: wait for it to drain
+                    sent += item.message_id is not None
                     outbox.pop_first(item.size)
-                metrics.delivered(sent, waited_since)
+                self._metrics.delivered(sent, waited_since)
         finally:
             if self._sender is asyncio.current_task():
                 self._sender = None
 
-    async def _write(self, send: Send, metrics: Metrics) -> None:
+    async def _write(self, send: Send) -> None:
         """Send everything through the server's ASGI ``send``, a batch per wake-up."""
-        outbox, floor = self.outbox, self._replayed_up_to
+        outbox = self.outbox
         try:
             while True:
                 batch = await outbox.take_all()
-                waited_since, sent = outbox.oldest_put_at, 0
-                for message_id, asgi_message, _, _ in batch:
-                    if message_id is None or message_id > floor:  # else: sent in the replay
-                        await send(asgi_message)
-                        sent += message_id is not None
-                metrics.delivered(sent, waited_since)
+                waited_since = outbox.oldest_put_at
+                for item in batch:
+                    await send(item.asgi_message)
+                self._metrics.delivered(sum(i.message_id is not None for i in batch), waited_since)
         except (WebSocketDisconnect, OSError, RuntimeError):
             # The client is gone (the server may already have answered its close frame,
             # which makes a further send a RuntimeError): nothing left to close.

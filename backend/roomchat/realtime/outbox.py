@@ -54,7 +54,11 @@ class Outbox(Generic[T]):
                 await self._waiter
             finally:
                 self._waiter = None
-        items, self._items, self._size = self._items, None, 0
+        return self.take_now()
+
+    def take_now(self) -> deque[T]:
+        """Take all that is in the outbox (maybe nothing)."""
+        items, self._items, self._size = self._items or deque(), None, 0
         return items
 
     def first(self) -> T:

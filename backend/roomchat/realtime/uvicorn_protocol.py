@@ -57,10 +57,7 @@ class FrameSink:
         if pending is not None:
             pending.append(frame)
             return True
-        protocol = self._protocol
-        if protocol.close_sent or not protocol.writable.is_set():
-            return False
-        if protocol.transport.is_closing():
+        if self._closing() or not self._protocol.writable.is_set():
             return False
         self._pending = [frame]
         self._turn.add(self)
@@ -68,19 +65,22 @@ class FrameSink:
 
     def flush(self) -> None:
         pending, self._pending = self._pending, None
-        protocol = self._protocol
-        if not pending or protocol.close_sent or protocol.transport.is_closing():
+        if not pending or self._closing():
             return  # closing: what was pending goes with it, as from a queue
+        transport = self._protocol.transport
         if len(pending) == 1:
-            protocol.transport.write(pending[0])
+            transport.write(pending[0])
         else:
-            protocol.transport.writelines(pending)
+            transport.writelines(pending)
 
     async def wait_writable(self) -> bool:
         """Wait until the transport takes writes again; False if the socket is closing."""
-        protocol = self._protocol
-        await protocol.writable.wait()
-        return not (protocol.close_sent or protocol.transport.is_closing())
+        await self._protocol.writable.wait()
+        return not self._closing()
+
+    def _closing(self) -> bool:
+        """The app has sent its close frame, or the connection is going away."""
+        return bool(self._protocol.close_sent or self._protocol.transport.is_closing())
 
     def abort_unless_closed_in(self, seconds: float) -> None:
         """Let go of the socket after ``seconds`` even if the peer never reads its close
