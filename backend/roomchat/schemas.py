@@ -10,6 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]{3,32}$"
 ROOM_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 
+#: What makes a text blank: every character Python's ``str.isspace`` or a JSON Schema
+#: (ECMA-262) ``\s`` calls white space, so the schema and the server agree on every text.
+BLANK_CHARACTERS = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004"
+    "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+_BLANK_CLASS = "".join(f"\\u{ord(ch):04x}" for ch in BLANK_CHARACTERS)
+#: Not blank, and no NUL (U+0000), which PostgreSQL cannot store.
+MESSAGE_TEXT_PATTERN = rf"^[^\x00]*[^{_BLANK_CLASS}\x00][^\x00]*$"
+
 Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
 
@@ -49,7 +59,7 @@ class MessageIn(BaseModel):
 
     text: str = Field(
         min_length=1,
-        pattern=r"^[^\x00]*[^\s\x00][^\x00]*$",
+        pattern=MESSAGE_TEXT_PATTERN,
         description="not blank, no NUL (U+0000); at most ROOMCHAT_MAX_MESSAGE_CHARS characters",
     )
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 
+from roomchat.schemas import BLANK_CHARACTERS
+
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
@@ -55,7 +57,7 @@ def parse_frame(raw: str, *, max_chars: int) -> ClientFrame | FrameError:
 
 
 def check_text(text: str, *, max_chars: int) -> ChatMessage | FrameError:
-    if not text.strip():
+    if not text.strip(BLANK_CHARACTERS):
         return FrameError("empty_text", "the message text is empty or blank")
     if "\x00" in text:  # PostgreSQL cannot store it; refused on every backend alike
         return FrameError("bad_text", "the text must not contain NUL (U+0000) characters")
