@@ -21,8 +21,23 @@ from tests.live import LiveServer
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 PASSWORD = "correct horse battery"
 
+#: The variables that steer the test run itself. Every other ``ROOMCHAT_*`` is the
+#: developer's shell speaking (a ``ROOMCHAT_REDIS_URL`` would turn the embedded runs into
+#: Redis runs on the default prefix), so none reaches the tests or the servers they start.
+TEST_SWITCHES = frozenset(
+    {"ROOMCHAT_REQUIRE_SERVICES", "ROOMCHAT_TEST_REDIS_URL", "ROOMCHAT_TEST_POSTGRES_URL"}
+)
+
 #: CI sets this so that a test needing a missing service fails instead of skipping.
 STRICT = os.environ.get("ROOMCHAT_REQUIRE_SERVICES", "") not in ("", "0", "false")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before collection (some test modules build an app at import): forget the shell's
+    roomchat settings, for this process and every server it starts."""
+    for name in [name for name in os.environ if name.startswith("ROOMCHAT_")]:
+        if name not in TEST_SWITCHES:
+            del os.environ[name]
 
 
 def require_service(available: bool, reason: str) -> None:
