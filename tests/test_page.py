@@ -66,9 +66,17 @@ async def test_every_asset_the_page_loads_is_served_from_static(client: httpx.As
         assert (await client.get(url)).status_code == 200, url
 
 
+#: ``import { a, b } from "./x.js";`` (over several lines too) or ``import "./x.js";``.
+IMPORTED_MODULE = re.compile(r'^import\s+(?:[^;"]*?\sfrom\s+)?"\./([\w-]+\.js)"\s*;', re.M)
+
+
 async def test_every_module_the_scripts_import_is_served(client: httpx.AsyncClient) -> None:
     for script in SCRIPTS:
-        for name in re.findall(r'^import .* from "\./([\w-]+\.js)";$', script.read_text(), re.M):
+        source = script.read_text()
+        names = IMPORTED_MODULE.findall(source)
+        # Every import statement, one line or several, names a module found here.
+        assert len(names) == len(re.findall(r"^import\b", source, re.M)), script.name
+        for name in names:
             response = await client.get(f"/static/js/{name}")
             assert response.status_code == 200, (script.name, name)
             assert "javascript" in response.headers["content-type"]
