@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -121,18 +124,28 @@ def run_roomchat(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
 
 
 class Lines:
-    """Read a subprocess's output lines with a deadline, in a thread of its own."""
+    """Read a subprocess's output lines with a deadline: a thread of its own reads them,
+    so a silent process fails the wait at the deadline instead of blocking it."""
 
     def __init__(self, process: subprocess.Popen[str]) -> None:
-        self._process = process
+        assert process.stdout is not None
+        self._lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
+        threading.Thread(target=self._read, args=(process.stdout,), daemon=True).start()
+
+    def _read(self, stdout: IO[str]) -> None:
+        for line in stdout:
+            self._lines.put(line)
+        self._lines.put(None)  # end of output
 
     def until(self, predicate: Callable[[str], bool]) -> str:
-        assert self._process.stdout is not None
         deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            line = self._process.stdout.readline()
-            if not line:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
                 break
             self.seen.append(line.rstrip("\n"))
             if predicate(line):
