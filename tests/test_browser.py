@@ -85,8 +85,8 @@ class Person:
         self.page.get_by_role("button", name="Send").click()
         expect(self.message_field).to_have_value("")
 
-    def sees_login_form(self, reason: str | None) -> None:
-        expect(self.page.get_by_label("Username")).to_be_visible()
+    def sees_login_form(self, reason: str | None, *, timeout: float | None = None) -> None:
+        expect(self.page.get_by_label("Username")).to_be_visible(timeout=timeout)
         expect(self.page.get_by_role("button", name="Log in")).to_be_visible()
         if reason is None:
             expect(self.notice).to_have_count(0)
@@ -293,9 +293,12 @@ def test_an_expired_token_lands_on_the_login_form(
 def test_a_token_expiring_mid_chat_lands_on_the_login_form(
     live: LiveServer, person: Callable[..., Person]
 ) -> None:
-    erin = person_with_token(live, person, "erin", expires_in=timedelta(seconds=4))
-    expect(erin.connection).to_have_text("Connected")
-    erin.sees_login_form(EXPIRED)
+    # The token must outlive a new browser context, two page loads and a connect on a
+    # loaded machine, so it is not short; the wait for the form covers all of its life.
+    lifetime = timedelta(seconds=8)
+    erin = person_with_token(live, person, "erin", expires_in=lifetime)
+    expect(erin.connection).to_have_text("Connected", timeout=lifetime.total_seconds() * 1000)
+    erin.sees_login_form(EXPIRED, timeout=(lifetime.total_seconds() + 10) * 1000)
 
 
 def test_a_token_the_server_refuses_on_reconnect_lands_on_the_login_form(
