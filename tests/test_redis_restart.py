@@ -60,6 +60,7 @@ class Member:
     def __init__(self, ws: Any, history: list[int]) -> None:
         self.ws = ws
         self.ids: list[int] = history
+        self.texts: list[str] = []
         self.errors: list[str] = []
         self.closed = False
         self.task = asyncio.create_task(self._read())
@@ -70,6 +71,7 @@ class Member:
                 frame = json.loads(raw)
                 if frame["type"] == "message":
                     self.ids.append(frame["id"])
+                    self.texts.append(frame["text"])
                 elif frame["type"] == "error":
                     self.errors.append(frame["code"])
         finally:
@@ -100,12 +102,12 @@ async def test_a_redis_restart_during_traffic_loses_nothing(
     members = [talker_a, talker_b, *readers]
 
     stop = asyncio.Event()
+    sent = {"a": 0, "b": 0}
 
     async def talk(member: Member, name: str) -> None:
-        n = 0
         while not stop.is_set():
-            await member.ws.send(f"{name} {n}")
-            n += 1
+            await member.ws.send(f"{name} {sent[name]}")
+            sent[name] += 1
             await asyncio.sleep(0.01)  # pacing the traffic, not waiting for anything
 
     talking = [asyncio.create_task(talk(talker_a, "a")), asyncio.create_task(talk(talker_b, "b"))]
@@ -142,10 +144,30 @@ async def test_a_redis_restart_during_traffic_loses_nothing(
         stop.set()
         await asyncio.gather(*talking)
 
+        def refusals(talker: Member) -> int:
+            return sum(code in ("unavailable", "store_unavailable") for code in talker.errors)
+
+        async def accounted() -> bool:  # each send answered: its echo, or an error frame
+            return all(
+                sum(text.split()[0] == name for text in talker.texts) + refusals(talker)
+                == sent[name]
+                for talker, name in ((talker_a, "a"), (talker_b, "b"))
+            )
+
+        await eventually(accounted, TIMEOUT)
+
         auth = {"Authorization": f"Bearer {tokens['reader_a']}"}
         page = await client.get(f"{a.http_url}/api/rooms/lobby/messages?limit=200", headers=auth)
         stored = [message["id"] for message in page.json()["messages"]]
         assert len(stored) < 200
+
+        # Every text a talker sent was either stored (once) or refused with an error frame.
+        stored_texts = [message["text"] for message in page.json()["messages"]]
+        for talker, name in ((talker_a, "a"), (talker_b, "b")):
+            own = [text for text in stored_texts if text.split()[0] == name]
+            assert len(own) == len(set(own))
+            assert len(own) + refusals(talker) == sent[name], (name, len(own), talker.errors)
+            assert set(own) <= {f"{name} {n}" for n in range(sent[name])}
 
         def expected(member: Member) -> list[int]:  # from its first message on
             return stored[stored.index(member.ids[0]) :]
