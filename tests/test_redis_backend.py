@@ -63,7 +63,9 @@ async def test_a_dead_workers_members_leave_within_the_ttl(redis_prefix: str) ->
             started = time.monotonic()
             leave = await next_event(subscription, "leave")
             assert leave == {"type": "leave", "room": "lobby", "user": "alice"}
-            assert time.monotonic() - started < 1.0 * 4 / 3 + 1.0
+            # Swept after the TTL (1 s, checked every third of it): a bound of a few
+            # TTLs tells "swept" from "kept until the timeout" even on a loaded machine.
+            assert time.monotonic() - started < 1.0 * 4
             assert await survivor.members("lobby") == ["bob"]
     finally:
         await survivor.close()
