@@ -18,13 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from roomchat import store
 from roomchat.db import create_engine, create_session_factory, create_tables
 from roomchat.message_store import MessageStore, SessionStore
-from roomchat.realtime import events
+from roomchat.realtime import closecodes, events
+from roomchat.realtime import manager as manager_module
 from roomchat.realtime.broker import GAP
 from roomchat.realtime.broker.memory import MemoryBroker, MemoryPresence
 from roomchat.realtime.connection import Connection
 from roomchat.realtime.manager import RoomManager
 from roomchat.realtime.writer import StoreUnavailableError
 from roomchat.sqlite_store import SQLiteStore
+from tests.waiting import eventually
 
 TIMEOUT = 5.0
 
@@ -141,3 +143,105 @@ async def test_a_message_the_database_refuses_does_not_fail_the_others_in_its_ba
         received = await messages(connection, 1)
     assert [m.text for m in stored] == ["before", "another room"]
     assert [m["text"] for m in received] == ["before"]
+
+
+def inject_gap(broker: MemoryBroker, room: str) -> None:
+    """What the Redis broker yields after it lost payloads (the memory broker never does)."""
+    for subscription in broker._subscribers[room]:
+        subscription.queue.put_nowait(GAP)  # type: ignore[arg-type]
+
+
+async def test_more_missed_than_the_catch_up_limit_reconnects_the_room_with_1012(
+    rooms: tuple[RoomManager, MemoryBroker],
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    manager, broker = rooms
+    monkeypatch.setattr(manager_module, "CATCH_UP_LIMIT", 3)
+    connection = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
+    async with manager.join(connection):
+        for n in range(3):
+            await stored_elsewhere(sessions, f"missed {n}")
+        inject_gap(broker, "lobby")
+        close = await asyncio.wait_for(connection.ended, TIMEOUT)
+        assert close == closecodes.close_for(closecodes.SERVICE_RESTART)
+        queued = connection.outbox.take_now()
+        assert [item.message_id for item in queued if item.message_id is not None] == []
+        # The others reconnect with since=; the room itself goes on from the newest id.
+        after = await manager.post("lobby", draft("after the reconnect"))
+        assert after.id > 3
+
+
+async def test_up_to_the_catch_up_limit_missed_is_delivered_not_reconnected(
+    rooms: tuple[RoomManager, MemoryBroker],
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    manager, broker = rooms
+    monkeypatch.setattr(manager_module, "CATCH_UP_LIMIT", 3)
+    connection = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
+    async with manager.join(connection):
+        for n in range(2):
+            await stored_elsewhere(sessions, f"missed {n}")
+        inject_gap(broker, "lobby")
+        received = await messages(connection, 2)
+        assert not connection.ended.done()
+    assert [m["text"] for m in received] == ["missed 0", "missed 1"]
+
+
+async def test_a_failed_listener_closes_its_sockets_with_1011_and_is_logged(
+    rooms: tuple[RoomManager, MemoryBroker],
+    message_store: MessageStore,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    manager, broker = rooms
+    connection = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
+    async with manager.join(connection):
+
+        async def broken(**_kwargs: Any) -> list[store.Message]:
+            raise RuntimeError("the store lost its mind")
+
+        monkeypatch.setattr(message_store, "list_messages", broken)
+        inject_gap(broker, "lobby")  # the listener's catch-up now fails
+        close = await asyncio.wait_for(connection.ended, TIMEOUT)
+    assert close == closecodes.close_for(closecodes.INTERNAL_ERROR)
+    assert "room listener failed" in caplog.text
+    # A new socket gets a new listener: the room is not dead for good.
+    monkeypatch.undo()
+    again = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
+    async with manager.join(again):
+        await manager.post("lobby", draft("the room goes on"))
+        assert [m["text"] for m in await messages(again, 1)] == ["the room goes on"]
+
+
+async def test_a_message_both_replayed_and_delivered_live_reaches_the_socket_once(
+    rooms: tuple[RoomManager, MemoryBroker],
+) -> None:
+    """Posted after the socket joined but before its replay was read: the replay has it,
+    and so does the outbox. The outbox's copy is skipped; what follows is delivered."""
+    manager, _ = rooms
+    connection = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
+    sent: list[dict[str, Any]] = []
+    after_sent = asyncio.Event()
+
+    async def send(message: dict[str, Any]) -> None:  # the server's ASGI send
+        frame = json.loads(message["text"])
+        sent.append(frame)
+        if frame.get("text") == "after":
+            after_sent.set()
+
+    async with manager.join(connection):
+        overlap = await manager.post("lobby", draft("in both"))
+        # Queued live, after the socket's own join event.
+        await eventually(lambda: len(connection.outbox) == 2, TIMEOUT)
+        replay = await manager.history("lobby", since=0, limit=50)
+        assert [m.id for m in replay] == [overlap.id]  # and replayed
+        connection.start_sending(
+            replayed_up_to=replay[-1].id, sink=None, send=send, metrics=manager.metrics
+        )
+        await manager.post("lobby", draft("after"))
+        await asyncio.wait_for(after_sent.wait(), TIMEOUT)
+        await connection.stop_sending()
+    # The queued copy would have gone out first, ahead of "after".
+    assert [frame["text"] for frame in sent if frame["type"] == "message"] == ["after"]
