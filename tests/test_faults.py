@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,8 +14,10 @@ from sqlalchemy.exc import OperationalError
 
 from roomchat import sqlite_store, store
 from roomchat.realtime import session
-from tests.conftest import live_token
+from tests import services
+from tests.conftest import live_token, make_settings
 from tests.live import LiveServer
+from tests.waiting import eventually
 from tests.wsclient import open_socket, recv, recv_type, room_url, wait_closed
 
 
@@ -112,3 +115,56 @@ async def test_a_restart_loses_nothing_and_since_recovers_what_was_missed(
     assert texts == ["before", "missed 0", "missed 1", "missed 2", "live again"]
     await reader.close()
     await writer.close()
+
+
+async def test_an_http_post_the_store_refuses_is_a_503_and_nothing_is_stored(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = await live_token(live, "alice")
+    locked = sqlite3.OperationalError("database is locked")
+    fail_once(monkeypatch, store, "add_messages_to_rooms", OperationalError("INSERT", {}, locked))
+    fail_once(monkeypatch, sqlite_store, "_insert", locked)
+    auth = {"Authorization": f"Bearer {alice}"}
+    async with httpx.AsyncClient(base_url=live.http_url) as client:
+        refused = await client.post("/api/rooms/lobby/messages", json={"text": "x"}, headers=auth)
+        assert refused.status_code == 503
+        assert refused.json()["detail"] == "the message could not be stored"
+        stored = await client.post("/api/rooms/lobby/messages", json={"text": "y"}, headers=auth)
+        assert stored.status_code == 201
+        page = await client.get("/api/rooms/lobby/messages", headers=auth)
+    assert [m["text"] for m in page.json()["messages"]] == ["y"]
+
+
+async def test_http_routes_that_need_redis_answer_503_while_it_is_away(
+    tmp_path: Path, private_redis: services.PrivateRedis, postgres_url: str
+) -> None:
+    settings = make_settings(tmp_path, database_url=postgres_url, redis_url=private_redis.url)
+    server = LiveServer(settings)
+    server.start()
+    try:
+        alice = await live_token(server, "alice")
+        auth = {"Authorization": f"Bearer {alice}"}
+        async with httpx.AsyncClient(base_url=server.http_url) as client:
+            await asyncio.to_thread(private_redis.stop)
+
+            async def degraded() -> bool:
+                return (await client.get("/readyz")).status_code == 503
+
+            await eventually(degraded)
+            members = await client.get("/api/rooms/lobby/members", headers=auth)
+            assert members.status_code == 503
+            assert members.headers["Retry-After"].isdigit()
+            assert "detail" in members.json()
+            post = await client.post("/api/rooms/lobby/messages", json={"text": "x"}, headers=auth)
+            assert post.status_code == 503
+            assert "detail" in post.json()
+            await asyncio.to_thread(private_redis.start)
+
+            async def ready() -> bool:
+                return (await client.get("/readyz")).status_code == 200
+
+            await eventually(ready)
+            page = await client.get("/api/rooms/lobby/messages", headers=auth)
+            assert page.json()["messages"] == []  # the refused post was not stored
+    finally:
+        server.stop()
