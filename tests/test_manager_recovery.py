@@ -245,3 +245,14 @@ async def test_a_message_both_replayed_and_delivered_live_reaches_the_socket_onc
         await connection.stop_sending()
     # The queued copy would have gone out first, ahead of "after".
     assert [frame["text"] for frame in sent if frame["type"] == "message"] == ["after"]
+
+
+async def test_posts_queued_at_shutdown_are_stored_before_it_ends(
+    rooms: tuple[RoomManager, MemoryBroker], message_store: MessageStore
+) -> None:
+    manager, _ = rooms
+    queued = [manager.submit("lobby", draft(f"queued {n}")) for n in range(5)]
+    await manager.close()
+    assert all(post.done() and not post.exception() for post in queued)
+    stored = await message_store.list_messages(room="lobby", limit=10)
+    assert [m.text for m in stored] == [f"queued {n}" for n in range(5)]
