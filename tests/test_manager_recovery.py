@@ -256,3 +256,23 @@ async def test_posts_queued_at_shutdown_are_stored_before_it_ends(
     assert all(post.done() and not post.exception() for post in queued)
     stored = await message_store.list_messages(room="lobby", limit=10)
     assert [m.text for m in stored] == [f"queued {n}" for n in range(5)]
+
+
+async def test_a_writer_bug_fails_its_batch_instead_of_leaving_it_waiting(
+    rooms: tuple[RoomManager, MemoryBroker],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    manager, broker = rooms
+    real_publish = broker.publish
+
+    async def buggy_publish(channel: str, payload: str) -> None:
+        monkeypatch.setattr(broker, "publish", real_publish)
+        raise RuntimeError("a bug, not an outage")
+
+    monkeypatch.setattr(broker, "publish", buggy_publish)
+    with pytest.raises(StoreUnavailableError):
+        await asyncio.wait_for(manager.post("lobby", draft("hit by the bug")), TIMEOUT)
+    assert "the message writer failed" in caplog.text
+    after = await asyncio.wait_for(manager.post("lobby", draft("the writer goes on")), TIMEOUT)
+    assert after.text == "the writer goes on"

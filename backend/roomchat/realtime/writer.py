@@ -34,6 +34,9 @@ class BackendUnavailableError(StoreUnavailableError):
     code = "unavailable"
 
 
+WRITER_FAILED = "the server failed while storing the message; it may or may not be stored"
+
+
 @dataclass(eq=False, slots=True)
 class _Post:
     room: str
@@ -67,7 +70,14 @@ class MessageWriter:
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                await self._commit(batch)
+                try:
+                    await self._commit(batch)
+                except Exception:
+                    # A bug must not leave a batch's senders waiting for ever (an HTTP
+                    # post would hang): fail what is unanswered, loudly, and go on.
+                    log.exception("the message writer failed on a batch of %d", len(batch))
+                    self._metrics.backend_errors.labels("writer").inc()
+                    _fail(batch, StoreUnavailableError(WRITER_FAILED))
         finally:
             self._task = None
 
