@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import socket
+import statistics
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -56,8 +57,9 @@ class Item:
         for name, values in self.durations.items():
             figures[name] = {
                 "n": len(values),
-                "median": sorted(values)[len(values) // 2],
+                "median": statistics.median(values),
                 "max": max(values),
+                "values": [round(value, 3) for value in values],
             }
         if self.latencies_ns:
             figures["latency"] = latency_summary_ms(self.latencies_ns)
@@ -97,6 +99,7 @@ class Attacker:
             self.port, self.path(params["room"]), source=self.source, timeout=self.timeout
         )
         item.counts["sockets opened"] += 1
+        opened = time.monotonic()
         close_seen = asyncio.Event()
         marks: dict[str, float] = {}
         reader = asyncio.create_task(self._read_until_cut(sock, rest, item, close_seen, marks))
@@ -122,6 +125,7 @@ class Attacker:
             wire.reset(sock)
         if "close" in marks and "cut" in marks:
             item.took("cut after close frame (s)", marks["cut"] - marks["close"])
+            item.took("close frame after connect (s)", marks["close"] - opened)
 
     async def _read_until_cut(
         self,
