@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint format bench clean migrate
+.PHONY: run test lint format bench fuzz clean migrate
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "roomchat needs Python 3.11 or newer")'
@@ -50,6 +50,11 @@ format: $(VENV)/.dev
 # `make bench BENCH_ARGS='--quick'`; see bench/README.md.
 bench: $(VENV)/.bench
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Issue 12's attack scenario: one hostile account against a probe user, beside a quiet run.
+# `make fuzz FUZZ_ARGS='--seconds 15'`; see bench/README.md, "The attack scenario".
+fuzz: $(VENV)/.bench
+	$(BIN)/python -m bench.attack $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -70,6 +70,8 @@ class Server:
     cpu: int | None
     baseline_ws: str = "websockets-sansio"
     seed_users: list[str] = field(default_factory=list)
+    #: roomchat's settings and why; None: ``ROOMCHAT_ENV`` (``bench.attack`` passes its own)
+    env: dict[str, tuple[str, str]] | None = None
     port: int = field(default_factory=free_port)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="roomchat-bench-")))
     process: subprocess.Popen[bytes] | None = None
@@ -94,7 +96,11 @@ class Server:
             if self.seed_users:
                 asyncio.run(seed_users(self.database, self.seed_users))
             command = [python, "-m", "roomchat", "serve", *host_port]
-            env = {**os.environ, **{name: value for name, (value, _) in ROOMCHAT_ENV.items()}}
+            inherited = dict(os.environ)
+            if self.env is not None:  # exactly these settings: none from the caller's shell
+                inherited = {k: v for k, v in inherited.items() if not k.startswith("ROOMCHAT_")}
+            settings = ROOMCHAT_ENV if self.env is None else self.env
+            env = {**inherited, **{name: value for name, (value, _) in settings.items()}}
             env["ROOMCHAT_DATABASE_URL"] = f"sqlite+aiosqlite:///{self.database}"
             env["ROOMCHAT_DATA_DIR"] = str(self.workdir / "data")
         elif self.target == "baseline":
