@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from roomchat import __version__
 from roomchat.api import auth, ops, pages, rooms, ws
+from roomchat.bodylimit import BodyLimit
 from roomchat.config import Settings
 from roomchat.db import create_engine, create_session_factory, prepare_schema
 from roomchat.headers import SecurityHeaders
@@ -77,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="roomchat", version=__version__, lifespan=lifespan)
     app.add_exception_handler(BrokerUnavailableError, backend_unavailable)
+    # Innermost first: sockets are routed off before the body limit (it is HTTP's alone).
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(ws.ServeSocketsFirst)
     app.include_router(auth.router)
