@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from roomchat import __version__
-from roomchat.api import auth, errors, ops, pages, rooms, ws
+from roomchat.api import auth, docs, errors, ops, pages, rooms, ws
 from roomchat.bodylimit import BodyLimit
 from roomchat.config import Settings
 from roomchat.db import create_engine, create_session_factory, prepare_schema
@@ -78,7 +78,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await message_store.close()
             await engine.dispose()
 
-    app = RoomchatApp(title="roomchat", version=__version__, lifespan=lifespan)
+    # No trailing-slash redirects: Starlette builds their Location from the Host header,
+    # which the client chooses. `/api/rooms/` is a 404, as any path the API lacks.
+    app = RoomchatApp(
+        title="roomchat",
+        version=__version__,
+        lifespan=lifespan,
+        redirect_slashes=False,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.add_exception_handler(BrokerUnavailableError, backend_unavailable)
     app.add_exception_handler(RequestValidationError, errors.validation_failed)
     app.add_exception_handler(Exception, errors.server_error)
@@ -92,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.metrics_enabled:
         app.include_router(ops.metrics_router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
+    docs.install(app)
     return app
 
 
