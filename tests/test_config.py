@@ -88,7 +88,9 @@ def test_an_allowed_origin_must_be_an_origin(origin: str) -> None:
 
 
 def test_allowed_origins_are_kept_in_the_form_browsers_send() -> None:
-    settings = Settings(_env_file=None, allowed_origins="HTTPS://Chat.Example/, http://a.example:8080")
+    settings = Settings(
+        _env_file=None, allowed_origins="HTTPS://Chat.Example/, http://a.example:8080"
+    )
     assert settings.allowed_origins == ["https://chat.example", "http://a.example:8080"]
 
 
