@@ -194,11 +194,13 @@ def live_server(tmp_path: Path, backend: dict[str, Any]) -> Iterator[Callable[..
         *,
         send_buffer_bytes: int | None = None,
         uvicorn_options: dict[str, Any] | None = None,
+        app_factory: Callable[[Settings], FastAPI] = create_app,
         **overrides: Any,
     ) -> LiveServer:
         server = LiveServer(
             make_settings(tmp_path, **(backend | overrides)),
             send_buffer_bytes=send_buffer_bytes,
+            app_factory=app_factory,
             **(uvicorn_options or {}),
         )
         server.start()

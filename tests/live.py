@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from roomchat.config import Settings
 from roomchat.main import create_app
@@ -29,9 +31,15 @@ SEND_PATHS = [pytest.param({}, id="frame-sink"), pytest.param(PLAIN_ASGI, id="pl
 
 class LiveServer:
     def __init__(
-        self, settings: Settings, *, send_buffer_bytes: int | None = None, **overrides: Any
+        self,
+        settings: Settings,
+        *,
+        send_buffer_bytes: int | None = None,
+        app_factory: Callable[[Settings], FastAPI] = create_app,
+        **overrides: Any,
     ) -> None:
         self.settings = settings
+        self._app_factory = app_factory
         self._send_buffer_bytes = send_buffer_bytes
         self._overrides = overrides
         probe = socket.socket()
@@ -52,7 +60,7 @@ class LiveServer:
     def start(self) -> None:
         options = uvicorn_options(self.settings) | {"log_level": "warning"} | self._overrides
         config = uvicorn.Config(
-            create_app(self.settings), host="127.0.0.1", port=self.port, **options
+            self._app_factory(self.settings), host="127.0.0.1", port=self.port, **options
         )
         server = uvicorn.Server(config)
         started = threading.Event()

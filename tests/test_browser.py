@@ -15,7 +15,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Locator,
+    Page,
+    expect,
+    sync_playwright,
+)
 from pydantic import SecretStr
 
 from roomchat import store
@@ -123,24 +130,40 @@ def browser() -> Iterator[Browser]:
 def person(browser: Browser) -> Iterator[Callable[..., Person]]:
     """``person(server)`` opens the page in a fresh browser context (its own storage).
 
-    At teardown, every page must have run without an uncaught script error or a
-    Content-Security-Policy violation.
+    At teardown, every page must have run without an uncaught script error, a
+    Content-Security-Policy violation or a request to another site.
     """
     problems: list[str] = []
     contexts = []
 
-    def open_page(server: LiveServer, viewport: dict[str, int] = DESKTOP) -> Person:
+    def open_page(
+        server: LiveServer,
+        viewport: dict[str, int] = DESKTOP,
+        path: str = "/",
+        blocked_as_expected: tuple[str, ...] = (),
+    ) -> Person:
+        """``blocked_as_expected``: URLs the page tries and its policy blocks (no problem)."""
         context = browser.new_context(viewport=viewport, locale="en-GB")
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+
+        def on_console(message: ConsoleMessage) -> None:
+            text = message.text
+            if "Content Security Policy" in text and not any(
+                f"'{url}'" in text for url in blocked_as_expected
+            ):
+                problems.append(text)
+
+        own = (server.http_url + "/", "blob:" + server.http_url + "/")
+        page.on("console", on_console)
         page.on(
-            "console",
-            lambda message: (
-                problems.append(message.text) if "Content Security Policy" in message.text else None
+            "requestfinished",
+            lambda request: (
+                None if request.url.startswith(own) else problems.append(f"off-site: {request.url}")
             ),
         )
-        page.goto(server.http_url)
+        page.goto(server.http_url + path)
         return Person(page)
 
     yield open_page
@@ -225,6 +248,20 @@ def test_message_text_shows_as_text_and_runs_nothing(
     expect(mallory.messages).to_have_text([said("mallory", payload)])
     expect(markup).to_have_count(0)
     assert mallory.page.evaluate("window.pwned") is None
+
+
+#: ReDoc shows its maker's logo from their CDN (and hides it when it fails to load).
+REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+@pytest.mark.parametrize(("path", "blocked"), [("/docs", ()), ("/redoc", (REDOC_LOGO,))])
+def test_the_api_docs_work_from_this_server_alone(
+    live: LiveServer, person: Callable[..., Person], path: str, blocked: tuple[str, ...]
+) -> None:
+    """Swagger UI and ReDoc come from a package, under their page's policy; nothing off-site."""
+    reader = person(live, path=path, blocked_as_expected=blocked)
+    expect(reader.page.get_by_role("heading", name=re.compile(r"^roomchat")).first).to_be_visible()
+    expect(reader.page.get_by_text("/api/auth/register").first).to_be_visible()
 
 
 def test_a_server_restart_is_survived_and_the_gap_filled(

@@ -77,3 +77,24 @@ async def test_app_without_a_key_generates_one_and_tokens_survive_a_restart(
                 me = await client.get("/api/users/me", headers={"Authorization": f"Bearer {token}"})
                 assert me.status_code == 200
     assert (tmp_path / "data" / "secret_key").exists()
+
+
+@pytest.mark.parametrize(
+    "origin", ["chat.example", "https://chat.example/path", "null", "ftp://chat.example", "*"]
+)
+def test_an_allowed_origin_must_be_an_origin(origin: str) -> None:
+    with pytest.raises(ValidationError, match="allowed_origins"):
+        Settings(_env_file=None, allowed_origins=origin)
+
+
+def test_allowed_origins_are_kept_in_the_form_browsers_send() -> None:
+    settings = Settings(
+        _env_file=None, allowed_origins="HTTPS://Chat.Example/, http://a.example:8080"
+    )
+    assert settings.allowed_origins == ["https://chat.example", "http://a.example:8080"]
+
+
+def test_the_body_limit_has_a_sane_default_and_floor() -> None:
+    assert Settings(_env_file=None).max_body_bytes == 1_048_576
+    with pytest.raises(ValidationError, match="max_body_bytes"):
+        Settings(_env_file=None, max_body_bytes=100)

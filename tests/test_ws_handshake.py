@@ -96,3 +96,37 @@ async def test_a_deleted_users_token_is_refused_on_sockets_and_http(live: LiveSe
     async with httpx.AsyncClient(base_url=live.http_url) as client:
         me = await client.get("/api/users/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 401
+
+
+async def test_the_servers_own_host_with_the_wrong_scheme_is_refused(live: LiveServer) -> None:
+    token = await live_token(live, "alice")
+    url = room_url(live.ws_url, "lobby", token)
+    # A page on https://127.0.0.1:port is another origin than this ws:// server's.
+    assert await refused_status(url, origin=f"https://127.0.0.1:{live.port}") == 403
+    assert await refused_status(url, origin=f"http://127.0.0.1:{live.port + 1}") == 403
+
+
+async def test_behind_a_tls_proxy_the_origin_must_be_https(live: LiveServer) -> None:
+    """uvicorn applies X-Forwarded-Proto from a trusted proxy (here, loopback) to the scope."""
+    token = await live_token(live, "alice")
+    url = room_url(live.ws_url, "lobby", token)
+    proxied = {"additional_headers": {"X-Forwarded-Proto": "https"}}
+    async with await open_socket(url, origin=f"https://127.0.0.1:{live.port}", **proxied) as ws:
+        assert (await recv(ws))["type"] == "history"
+    assert await refused_status(url, origin=live.http_url, **proxied) == 403
+
+
+async def test_listed_origins_match_exactly(live_server: object) -> None:
+    server: LiveServer = live_server(allowed_origins=["https://chat.example"])  # type: ignore[operator]
+    token = await live_token(server, "alice")
+    url = room_url(server.ws_url, "lobby", token)
+    for origin in (
+        "http://chat.example",
+        "https://chat.example:8443",
+        "https://chat.example.evil.example",
+        "https://evil.example",
+        "null",
+    ):
+        assert await refused_status(url, origin=origin) == 403, origin
+    async with await open_socket(url, origin="https://chat.example") as ws:
+        assert (await recv(ws))["type"] == "history"

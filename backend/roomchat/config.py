@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from roomchat.origins import parse_origin
+
 
 class Settings(BaseSettings):
     """Every setting of API.md, plus a few operational ones; see ``.env.example``."""
@@ -29,6 +31,7 @@ class Settings(BaseSettings):
     messages_per_second: float = Field(default=5, gt=0)
     message_burst: int = Field(default=20, ge=1)
     max_frame_bytes: int = Field(default=65536, ge=256)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
     send_queue_bytes: int = Field(default=1_048_576, ge=1024)
     password_hash_concurrency: int = Field(default=2, ge=1)
     login_failures_per_user: int = Field(default=5, ge=1)
@@ -44,8 +47,15 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         """Accept ``a,b`` from the environment as well as a list."""
         if isinstance(value, str):
-            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_as_browsers_send_them(cls, value: list[str]) -> list[str]:
+        """Each entry an origin, ``scheme://host[:port]``, lowercased as in an Origin header,
+        so that the handshake can compare exactly; a typo fails at startup instead."""
+        return [_origin(entry) for entry in value]
 
     @field_validator("secret_key")
     @classmethod
@@ -53,6 +63,13 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("ROOMCHAT_SECRET_KEY must be at least 32 characters long")
         return value
+
+
+def _origin(entry: str) -> str:
+    origin = parse_origin(entry)
+    if origin is None:
+        raise ValueError(f"{entry!r} is not an origin such as https://chat.example.com")
+    return origin
 
 
 class ClientSettings(BaseSettings):

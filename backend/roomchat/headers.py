@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from functools import lru_cache
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-#: No inline script or style, nothing from another origin, no framing. `ws:`/`wss:` are
-#: spelled out because older Safari does not let `'self'` match a WebSocket URL.
-CONTENT_SECURITY_POLICY = "; ".join(
-    (
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self' ws: wss:",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    )
+from roomchat.origins import server_origin
+
+#: No inline script or style, nothing from another origin, no framing.
+POLICY = (
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "connect-src {connect}",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
 )
 
 HEADERS = {
@@ -29,32 +29,57 @@ HEADERS = {
     "X-Frame-Options": "DENY",
 }
 
-#: FastAPI's interactive docs load Swagger UI and ReDoc with inline script from a CDN,
-#: which the policy above would block; they get every header but that one.
-DOCS_PATHS = ("/docs", "/redoc")
+#: What a CSP host-source can name (no IPv6 literal, nothing that could end the directive).
+_CSP_ORIGIN = re.compile(r"https?://[a-z0-9-]+(?:\.[a-z0-9-]+)*(?::[0-9]{1,5})?")
+
+
+#: Longer than any DNS name (253) with a port: not a host, and not worth caching.
+_HOST_CHARS = 260
+
+
+def content_security_policy(scope_scheme: str, host: str) -> str:
+    """The policy for a request with this scheme and Host header.
+
+    The page's socket goes to its own server: ``'self'``, and that server's ``ws://`` or
+    ``wss://`` origin spelled out, because older Safari does not let ``'self'`` match a
+    WebSocket URL. The Host header is the client's to choose, but it only shapes the
+    answer to that client; one that is no host name adds nothing.
+    """
+    return _policy(scope_scheme, host if len(host) <= _HOST_CHARS else "")
+
+
+@lru_cache(maxsize=64)
+def _policy(scope_scheme: str, host: str) -> str:
+    connect = "'self'"
+    origin = server_origin(scope_scheme, host)
+    if origin is not None and _CSP_ORIGIN.fullmatch(origin):
+        connect += " " + origin.replace("http", "ws", 1)
+    return "; ".join(POLICY).format(connect=connect)
 
 
 class SecurityHeaders:
-    """ASGI middleware: adds ``HEADERS`` and the CSP to HTTP responses that lack them."""
+    """ASGI middleware: adds ``HEADERS`` and the CSP to HTTP responses that lack them.
 
-    def __init__(self, app: ASGIApp, *, csp_exempt_paths: Iterable[str] = DOCS_PATHS) -> None:
+    A response that brings its own CSP (the API docs) keeps it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.csp_exempt_paths = tuple(csp_exempt_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        with_csp = not path.startswith(self.csp_exempt_paths)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in HEADERS.items():
                     headers.setdefault(name, value)
-                if with_csp:
-                    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+                if "content-security-policy" not in headers:
+                    host = Headers(scope=scope).get("host", "")
+                    policy = content_security_policy(scope["scheme"], host)
+                    headers["Content-Security-Policy"] = policy
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -9,11 +9,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from roomchat import __version__
-from roomchat.api import auth, ops, pages, rooms, ws
+from roomchat.api import auth, docs, errors, ops, pages, rooms, ws
+from roomchat.bodylimit import BodyLimit
 from roomchat.config import Settings
 from roomchat.db import create_engine, create_session_factory, prepare_schema
 from roomchat.headers import SecurityHeaders
@@ -75,9 +78,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await message_store.close()
             await engine.dispose()
 
-    app = FastAPI(title="roomchat", version=__version__, lifespan=lifespan)
+    # No trailing-slash redirects: Starlette builds their Location from the Host header,
+    # which the client chooses. `/api/rooms/` is a 404, as any path the API lacks.
+    app = RoomchatApp(
+        title="roomchat",
+        version=__version__,
+        lifespan=lifespan,
+        redirect_slashes=False,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.add_exception_handler(BrokerUnavailableError, backend_unavailable)
-    app.add_middleware(SecurityHeaders)
+    app.add_exception_handler(RequestValidationError, errors.validation_failed)
+    app.add_exception_handler(Exception, errors.server_error)
+    # Innermost first: sockets are routed off before the body limit (it is HTTP's alone).
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ws.ServeSocketsFirst)
     app.include_router(auth.router)
     app.include_router(rooms.router)
@@ -86,7 +101,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.metrics_enabled:
         app.include_router(ops.metrics_router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
+    docs.install(app)
     return app
+
+
+class RoomchatApp(FastAPI):
+    """FastAPI with the security headers outside everything, error handling included,
+    so that a 500 carries them too (``add_middleware`` puts them inside it)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def settle_garbage_collector() -> None:

@@ -6,6 +6,9 @@ from typing import Any
 
 Responses = dict[int | str, dict[str, Any]]
 
-MALFORMED_BODY: Responses = {400: {"description": "The body could not be parsed"}}
+MALFORMED_BODY: Responses = {
+    400: {"description": "The body could not be parsed"},
+    413: {"description": "The body is larger than ROOMCHAT_MAX_BODY_BYTES"},
+}
 NOT_LOGGED_IN: Responses = {401: {"description": "Missing, invalid or expired token"}}
 THROTTLED: Responses = {429: {"description": "Too many attempts: wait Retry-After seconds"}}

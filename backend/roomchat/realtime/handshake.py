@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket
 
 from roomchat.accounts import Principal, authenticate
+from roomchat.origins import parse_origin, server_origin
 from roomchat.schemas import ROOM_PATTERN
 from roomchat.security import InvalidTokenError
 from roomchat.services import Services
@@ -46,13 +46,21 @@ async def admit(websocket: WebSocket, room: str, services: Services) -> Admissio
 
 
 def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
-    """No Origin (an API client), the server's own origin, or one listed in settings."""
-    origin = websocket.headers.get("origin")
+    """No Origin (an API client), the server's own origin, or one listed in settings.
+
+    Origins are compared whole, scheme included: a ``wss://`` socket's own page is
+    ``https://`` on the same host and port. Behind a TLS-terminating proxy uvicorn takes
+    the scheme from its ``X-Forwarded-Proto`` (``--forwarded-allow-ips``).
+    """
+    header = websocket.headers.get("origin")
+    if header is None:
+        return True
+    origin = parse_origin(header)
     if origin is None:
+        return False
+    if origin in allowed:
         return True
-    if origin.rstrip("/") in allowed:
-        return True
-    return urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower()
+    return origin == server_origin(websocket.scope["scheme"], websocket.headers.get("host", ""))
 
 
 def _since(value: str | None) -> int | None:
