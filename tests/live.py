@@ -16,6 +16,7 @@ import uvicorn
 
 from roomchat.config import Settings
 from roomchat.main import create_app
+from roomchat.ratelimit import Clock
 from roomchat.server import uvicorn_options
 
 START_TIMEOUT = 20.0
@@ -29,9 +30,15 @@ SEND_PATHS = [pytest.param({}, id="frame-sink"), pytest.param(PLAIN_ASGI, id="pl
 
 class LiveServer:
     def __init__(
-        self, settings: Settings, *, send_buffer_bytes: int | None = None, **overrides: Any
+        self,
+        settings: Settings,
+        *,
+        send_buffer_bytes: int | None = None,
+        clock: Clock | None = None,
+        **overrides: Any,
     ) -> None:
         self.settings = settings
+        self._clock = clock  # the app's throttles' clock (create_app)
         self._send_buffer_bytes = send_buffer_bytes
         self._overrides = overrides
         probe = socket.socket()
@@ -51,9 +58,8 @@ class LiveServer:
 
     def start(self) -> None:
         options = uvicorn_options(self.settings) | {"log_level": "warning"} | self._overrides
-        config = uvicorn.Config(
-            create_app(self.settings), host="127.0.0.1", port=self.port, **options
-        )
+        app = create_app(self.settings, clock=self._clock)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, **options)
         server = uvicorn.Server(config)
         started = threading.Event()
         original_startup = server.startup

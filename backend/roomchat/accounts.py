@@ -24,6 +24,14 @@ class LoginFailedError(Exception):
 
 
 async def register(services: Services, *, username: str, password: str) -> store.User:
+    """Create an account; ``UsernameTakenError`` when the name is taken.
+
+    A taken name is found before hashing (registration says so anyway: 409), so probing
+    names costs no hash; the unique index still decides between two at once.
+    """
+    async with services.sessions() as session:
+        if await store.get_user(session, username=username) is not None:
+            raise store.UsernameTakenError(username)
     password_hash = await services.hasher.hash(password)
     async with services.sessions() as session:
         return await store.create_user(session, username=username, password_hash=password_hash)

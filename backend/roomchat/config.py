@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     login_failures_per_user: int = Field(default=5, ge=1)
     login_failures_per_address: int = Field(default=20, ge=1)
     login_window_seconds: float = Field(default=60, gt=0)
+    registrations_per_address: int = Field(default=5, ge=1)  # per hour
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"
     metrics_enabled: bool = False

@@ -20,6 +20,7 @@ from roomchat.headers import SecurityHeaders
 from roomchat.known_users import KnownUsers
 from roomchat.logs import install_redaction
 from roomchat.message_store import open_message_store
+from roomchat.ratelimit import Clock
 from roomchat.realtime.backend import create_backend
 from roomchat.realtime.broker import BrokerUnavailableError
 from roomchat.realtime.manager import RoomManager
@@ -31,7 +32,8 @@ from roomchat.throttle import create_limits
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    """``clock``: drives the login and registration throttles (tests move time with it)."""
     settings = settings or Settings()
     install_redaction()
 
@@ -47,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         message_store = await open_message_store(engine, sessions)
         hasher = PasswordHasher(concurrency=settings.password_hash_concurrency)
         broker, presence = create_backend(settings)
-        limits = create_limits(settings)
+        limits = create_limits(settings, clock=clock)
         room_manager = RoomManager(broker=broker, presence=presence, store=message_store)
         if isinstance(message_store, SQLiteStore):
             failed = room_manager.metrics.backend_errors.labels("checkpoint")
@@ -62,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             rooms=room_manager,
             http_posts=limits.http_posts,
             login_throttle=limits.login_throttle,
+            registration_throttle=limits.registration_throttle,
         )
         settle_garbage_collector()
         try:
