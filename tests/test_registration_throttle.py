@@ -12,7 +12,7 @@ import pytest
 
 from roomchat import security
 from tests import services
-from tests.conftest import PASSWORD, make_settings
+from tests.conftest import PASSWORD, live_token, make_settings
 from tests.live import LiveServer
 from tests.test_hashing_burst import CountingContext
 from tests.test_login_throttle import FakeClock
@@ -49,6 +49,35 @@ async def test_registrations_per_address_are_counted_before_hashing(
         assert (await register(client, "late")).status_code == 201
         assert (await register(client, "later")).status_code == 429
     assert counting.count("hash") == 6
+
+
+async def test_a_login_goes_ahead_of_queued_registrations(
+    live_server: Callable[..., LiveServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one hashing thread and a queue of registrations, a login's verify is the next
+    to run, not the last: the pool's own order of work says so."""
+    server = live_server(password_hash_concurrency=1)
+    await live_token(server, "victim")
+    counting = CountingContext(security._passwords)
+    monkeypatch.setattr(security, "_passwords", counting)
+    flood = 30
+    limits = httpx.Limits(max_connections=flood + 1)
+    async with httpx.AsyncClient(base_url=server.http_url, limits=limits, timeout=120) as client:
+        registrations = [asyncio.create_task(register(client, f"flood{i}")) for i in range(flood)]
+        # Wait until the pool is busy with the flood and has most of it queued.
+        async with asyncio.timeout(30):
+            while counting.count("hash") < 1:
+                await asyncio.wait(registrations, timeout=0.01)
+        login = await client.post(
+            "/api/auth/token", data={"username": "victim", "password": PASSWORD}
+        )
+        assert login.status_code == 200
+        registered_meanwhile = sum(task.done() for task in registrations)
+        # At most the hash running when the login came, and one starting as it arrived.
+        assert counting.order.index("verify") <= 3, counting.order
+        assert registered_meanwhile < flood, "the flood was over too soon to tell"
+        assert all(r.status_code == 201 for r in await asyncio.gather(*registrations))
+    assert counting.order.count("hash") == flood
 
 
 async def test_registrations_count_across_workers(

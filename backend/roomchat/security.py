@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
 import logging
 import os
 import secrets
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import IntEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -45,32 +49,79 @@ class TokenClaims:
     expires_at: datetime
 
 
+class Priority(IntEnum):
+    """Which waiting hash runs first: a login before any registration."""
+
+    LOGIN = 0
+    REGISTRATION = 1
+
+
 class PasswordHasher:
     """Hashes and verifies off the event loop, at most ``concurrency`` at a time.
 
     argon2 takes tens of MiB and milliseconds of CPU per call; a dedicated, small thread
-    pool queues the rest, so a burst of logins cannot exhaust memory or starve the loop.
+    pool runs ``concurrency`` of them and the rest wait, so a burst cannot exhaust memory
+    or starve the loop. They wait in priority order, not arrival order: a login (verify)
+    goes ahead of every waiting registration (hash), so a flood of registrations delays
+    a login by the hashes already running at most, not by the whole queue.
     """
 
     def __init__(self, *, concurrency: int) -> None:
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="argon2")
+        self._free = concurrency  # threads with nothing to do
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []  # a heap
+        self._order = itertools.count()  # first come, first served within a priority
         self._dummy_hash = _passwords.hash(secrets.token_urlsafe(16))
 
     async def hash(self, password: str) -> str:
-        return str(await self._run(_passwords.hash, password))
+        """Hash a new password (registration): after every login waiting."""
+        return str(await self._run(Priority.REGISTRATION, _passwords.hash, password))
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
         """Verify; with no hash (unknown user) spend the same time and return False."""
         if password_hash is None:
-            await self._run(_passwords.verify, password, self._dummy_hash)
+            await self._run(Priority.LOGIN, _passwords.verify, password, self._dummy_hash)
             return False
-        return bool(await self._run(_passwords.verify, password, password_hash))
+        return bool(await self._run(Priority.LOGIN, _passwords.verify, password, password_hash))
 
-    async def _run(self, func: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
+    async def _run(self, priority: Priority, func: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._free and not self._waiting:
+            self._free -= 1
+        else:
+            turn = loop.create_future()
+            heapq.heappush(self._waiting, (priority, next(self._order), turn))
+            try:
+                await turn
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled():
+                    self._release()  # handed a thread just as it gave up: pass it on
+                raise
+        job: Future[Any] = self._pool.submit(func, *args)
+        # The thread is free again only once the job is over (a job cancelled before it
+        # started frees it at once), whatever became of the caller meanwhile.
+        job.add_done_callback(lambda _job: _call_soon(loop, self._release))
+        return await asyncio.wrap_future(job)
+
+    def _release(self) -> None:
+        """A thread is free: give it to the first waiting caller still there."""
+        while self._waiting:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._free += 1
 
     def close(self) -> None:
+        for _, _, turn in self._waiting:
+            turn.cancel()
+        self._waiting.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+        loop.call_soon_threadsafe(callback)
 
 
 def create_access_token(
