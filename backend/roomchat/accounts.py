@@ -56,7 +56,11 @@ async def authenticate(services: Services, token: str | None) -> Principal:
     """Verify the token and that its ``sub`` is a registered user; else ``InvalidTokenError``."""
     if not token:
         raise InvalidTokenError("no token")
-    claims = decode_access_token(token, secret_key=services.secret_key)
+    claims = decode_access_token(
+        token,
+        secret_key=services.secret_key,
+        max_lifetime=services.settings.max_token_lifetime,
+    )
     user = await services.known_users.find(claims.subject)
     if user is None:
         raise InvalidTokenError("sub is not a registered user")

@@ -7,6 +7,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import math
 import os
 import secrets
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from jose import JWTError, jwk, jwt
 from jose.backends.base import Key
@@ -23,6 +24,8 @@ from passlib.context import CryptContext
 
 ALGORITHM = "HS256"
 IAT_LEEWAY_SECONDS = 30
+#: ``ROOMCHAT_MAX_TOKEN_LIFETIME``'s default.
+MAX_TOKEN_LIFETIME = timedelta(hours=24)
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,8 @@ class TokenClaims:
     subject: str
     issued_at: datetime
     expires_at: datetime
+    #: The ``uid`` claim of the tokens roomchat issues (a minted token may lack it).
+    user_id: int | None = None
 
 
 class Priority(IntEnum):
@@ -125,43 +130,75 @@ def _call_soon(loop: asyncio.AbstractEventLoop, callback: Any) -> None:
 
 
 def create_access_token(
-    *, subject: str, secret_key: str, minutes: int, now: datetime | None = None
+    *,
+    subject: str,
+    secret_key: str,
+    minutes: int,
+    user_id: int | None = None,
+    now: datetime | None = None,
 ) -> str:
+    """A token for ``subject``; with ``user_id`` (the ``uid`` claim) it is bound to that
+    account, so a later account of the same name cannot use it."""
     issued = now or datetime.now(UTC)
-    claims = {
+    claims: dict[str, Any] = {
         "sub": subject,
         "iat": int(issued.timestamp()),
         "exp": int((issued + timedelta(minutes=minutes)).timestamp()),
     }
+    if user_id is not None:
+        claims["uid"] = user_id
     return str(jwt.encode(claims, secret_key, algorithm=ALGORITHM))
 
 
-def decode_access_token(token: str, *, secret_key: str) -> TokenClaims:
-    """Verify signature (HS256 only), expiry and the required claims."""
+def decode_access_token(
+    token: str, *, secret_key: str, max_lifetime: timedelta = MAX_TOKEN_LIFETIME
+) -> TokenClaims:
+    """Verify signature (HS256 only), expiry, the required claims and their ranges.
+
+    Refused besides: a header naming any ``crit`` extension (RFC 7515 §4.1.11: we
+    understand none), times that are not finite numbers, and a token meant to live
+    longer than ``max_lifetime`` (``exp - iat``), which also keeps both times within
+    what a ``datetime`` holds.
+    """
     try:
+        if "crit" in jwt.get_unverified_header(token):
+            raise InvalidTokenError("unknown crit extension")
         claims = jwt.decode(
             token,
             _verification_key(secret_key),
             algorithms=[ALGORITHM],
             options={"require_sub": True, "require_iat": True, "require_exp": True},
         )
-    except (JWTError, ValueError, TypeError) as exc:
+    except (JWTError, ValueError, TypeError, OverflowError) as exc:
         raise InvalidTokenError(type(exc).__name__) from None
     subject, issued, expires = claims.get("sub"), claims.get("iat"), claims.get("exp")
     if not isinstance(subject, str) or not subject:
         raise InvalidTokenError("sub must be a non-empty string")
-    if not isinstance(issued, int | float) or not isinstance(expires, int | float):
+    if not _finite_number(issued) or not _finite_number(expires):
         raise InvalidTokenError("iat and exp must be numbers")
     now = datetime.now(UTC).timestamp()
     if expires <= now:  # jose compares whole seconds; a socket closes at the exact instant
         raise InvalidTokenError("expired")
     if issued > now + IAT_LEEWAY_SECONDS:
         raise InvalidTokenError("iat is in the future")
-    return TokenClaims(
-        subject=subject,
-        issued_at=datetime.fromtimestamp(issued, UTC),
-        expires_at=datetime.fromtimestamp(expires, UTC),
-    )
+    if expires - issued > max_lifetime.total_seconds():
+        raise InvalidTokenError("lifetime longer than ROOMCHAT_MAX_TOKEN_LIFETIME")
+    user_id = claims.get("uid")
+    if user_id is not None and (not isinstance(user_id, int) or isinstance(user_id, bool)):
+        raise InvalidTokenError("uid must be a whole number")
+    try:
+        return TokenClaims(
+            subject=subject,
+            issued_at=datetime.fromtimestamp(issued, UTC),
+            expires_at=datetime.fromtimestamp(expires, UTC),
+            user_id=user_id,
+        )
+    except (OverflowError, OSError, ValueError):  # before year 1 or after 9999
+        raise InvalidTokenError("iat or exp out of range") from None
+
+
+def _finite_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @lru_cache(maxsize=4)
