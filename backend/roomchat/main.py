@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from roomchat import __version__
+from roomchat.account_watch import AccountWatch
 from roomchat.api import auth, ops, pages, rooms, ws
 from roomchat.config import Settings
 from roomchat.db import create_engine, create_session_factory, prepare_schema
@@ -54,22 +55,30 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         if isinstance(message_store, SQLiteStore):
             failed = room_manager.metrics.backend_errors.labels("checkpoint")
             message_store.checkpointer.on_error = failed.inc
+        known_users = KnownUsers(message_store)
         services = Services(
             settings=settings,
             secret_key=secret_key,
             engine=engine,
             sessions=sessions,
             hasher=hasher,
-            known_users=KnownUsers(message_store),
+            known_users=known_users,
             rooms=room_manager,
             http_posts=limits.http_posts,
             login_throttle=limits.login_throttle,
             registration_throttle=limits.registration_throttle,
         )
+        account_watch = AccountWatch(
+            known_users=known_users,
+            rooms=room_manager,
+            store=message_store,
+            broker=broker if settings.redis_url else None,
+        )
         settle_garbage_collector()
         try:
             yield {"services": services}
         finally:
+            await account_watch.close()
             await room_manager.close()
             await broker.close()
             await presence.close()
