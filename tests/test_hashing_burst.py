@@ -41,10 +41,14 @@ class CountingContext:
             self.most = max(self.most, self.running)
             self.order.append(method)
         try:
+            self.started(method)
             return getattr(self._inner, method)(*args)
         finally:
             with self._lock:
                 self.running -= 1
+
+    def started(self, method: str) -> None:
+        """Called in the hashing thread once a call is counted, before it runs."""
 
     def hash(self, *args: Any) -> Any:
         return self._counted("hash", *args)
