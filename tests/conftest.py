@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from roomchat.config import Settings
 from roomchat.main import create_app
+from roomchat.ratelimit import Clock
 from tests import services
 from tests.live import LiveServer
 
@@ -49,11 +50,16 @@ def require_service(available: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+#: Tests register many users from 127.0.0.1; the registration throttle's own tests set it.
+TEST_REGISTRATIONS_PER_ADDRESS = 10_000
+
+
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "secret_key": TEST_SECRET,
         "database_url": f"sqlite+aiosqlite:///{tmp_path / 'roomchat.db'}",
         "data_dir": tmp_path / "data",
+        "registrations_per_address": TEST_REGISTRATIONS_PER_ADDRESS,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -194,13 +200,15 @@ def live_server(tmp_path: Path, backend: dict[str, Any]) -> Iterator[Callable[..
         *,
         send_buffer_bytes: int | None = None,
         uvicorn_options: dict[str, Any] | None = None,
-        app_factory: Callable[[Settings], FastAPI] = create_app,
+        app_factory: Callable[[Settings], FastAPI] | None = None,
+        clock: Clock | None = None,
         **overrides: Any,
     ) -> LiveServer:
         server = LiveServer(
             make_settings(tmp_path, **(backend | overrides)),
             send_buffer_bytes=send_buffer_bytes,
             app_factory=app_factory,
+            clock=clock,
             **(uvicorn_options or {}),
         )
         server.start()

@@ -7,6 +7,7 @@ same port with the same settings (and so the same database).
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 
 from roomchat.config import Settings
 from roomchat.main import create_app
+from roomchat.ratelimit import Clock
 from roomchat.server import uvicorn_options
 
 START_TIMEOUT = 20.0
@@ -35,11 +37,13 @@ class LiveServer:
         settings: Settings,
         *,
         send_buffer_bytes: int | None = None,
-        app_factory: Callable[[Settings], FastAPI] = create_app,
+        app_factory: Callable[[Settings], FastAPI] | None = None,
+        clock: Clock | None = None,
         **overrides: Any,
     ) -> None:
         self.settings = settings
-        self._app_factory = app_factory
+        #: How the app is built: ``create_app`` with the throttles' ``clock`` by default.
+        self._app_factory = app_factory or functools.partial(create_app, clock=clock)
         self._send_buffer_bytes = send_buffer_bytes
         self._overrides = overrides
         probe = socket.socket()

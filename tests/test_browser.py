@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from jose import jwt
 from playwright.sync_api import (
     Browser,
     ConsoleMessage,
@@ -28,7 +29,6 @@ from pydantic import SecretStr
 from roomchat import store
 from roomchat.config import Settings
 from roomchat.db import create_engine, create_session_factory
-from roomchat.security import create_access_token
 from tests.conftest import PASSWORD, TEST_SECRET, require_service
 from tests.live import LiveServer
 
@@ -361,8 +361,11 @@ def person_with_token(
         f"{server.http_url}/api/auth/register", json={"username": username, "password": PASSWORD}
     )
     assert response.status_code == 201, response.text
-    issued = datetime.now(UTC) + expires_in - timedelta(minutes=1)
-    token = create_access_token(subject=username, secret_key=TEST_SECRET, minutes=1, now=issued)
+    # Minted as a trusted backend may, issued now: one issued before the account was
+    # created would be refused (it would have been another account's).
+    now = datetime.now(UTC).timestamp()
+    claims = {"sub": username, "iat": int(now), "exp": now + expires_in.total_seconds()}
+    token = str(jwt.encode(claims, TEST_SECRET, algorithm="HS256"))
     someone = person(server)
     someone.set_session(token, username, "night")
     return someone

@@ -43,7 +43,7 @@ def login_works(server: LiveServer, username: str, password: str) -> bool:
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["serve"], ["user"], ["user", "add"], ["send"], ["chat"]],
+    [[], ["serve"], ["user"], ["user", "add"], ["user", "delete"], ["send"], ["chat"]],
     ids=lambda argv: " ".join(argv) or "roomchat",
 )
 def test_help_everywhere(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

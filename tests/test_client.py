@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from jose import jwt
 from prometheus_client.parser import text_string_to_metric_families
 
 from roomchat.client import (
@@ -54,9 +55,11 @@ async def drain(room: Room, timeout: float = TIMEOUT) -> None:
 
 
 def short_token(username: str, seconds: float, secret: str = TEST_SECRET) -> str:
-    """A valid token that expires in ``seconds`` (tokens are minted in whole minutes)."""
-    issued = datetime.now(UTC) - timedelta(seconds=60 - seconds)
-    return create_access_token(subject=username, secret_key=secret, minutes=1, now=issued)
+    """A valid token that expires in ``seconds``, minted as a trusted backend may (issued
+    now: one issued before the account was created would be refused)."""
+    now = datetime.now(UTC).timestamp()
+    claims = {"sub": username, "iat": int(now), "exp": now + seconds}
+    return str(jwt.encode(claims, secret, algorithm="HS256"))
 
 
 async def test_http_calls(live: LiveServer) -> None:

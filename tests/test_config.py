@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import stat
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -39,6 +40,17 @@ def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.messages_per_second == 5
     assert settings.message_burst == 20
     assert settings.max_frame_bytes == 65536
+
+
+def test_token_lifetime_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).max_token_lifetime == timedelta(hours=24)
+    assert Settings(_env_file=None).registrations_per_address == 5
+    monkeypatch.setenv("ROOMCHAT_MAX_TOKEN_LIFETIME", "7200")  # seconds
+    assert Settings(_env_file=None).max_token_lifetime == timedelta(hours=2)
+    monkeypatch.setenv("ROOMCHAT_MAX_TOKEN_LIFETIME", "PT12H")  # or ISO 8601
+    assert Settings(_env_file=None).max_token_lifetime == timedelta(hours=12)
+    with pytest.raises(ValidationError, match="at least ROOMCHAT_ACCESS_TOKEN_MINUTES"):
+        Settings(_env_file=None, max_token_lifetime=1800, access_token_minutes=60)
 
 
 def test_a_short_secret_key_is_refused() -> None:

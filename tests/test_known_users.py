@@ -41,13 +41,13 @@ async def test_known_users_are_cached_for_the_ttl_only(
     clock = Clock()
     known = KnownUsers(SessionStore(sessions), ttl=30, timer=clock)
 
-    assert await known.find("alice") == (created.id, "Alice")
+    assert await known.find("alice") == (created.id, "Alice", created.created_at)
     assert await known.find("nobody") is None
     async with sessions() as session:
         await session.execute(delete(User))
         await session.commit()
     clock.now = 29
-    assert await known.find("ALICE") == (created.id, "Alice")  # cached
+    assert await known.find("ALICE") == (created.id, "Alice", created.created_at)  # cached
     clock.now = 31
     assert await known.find("alice") is None  # expired: looked up again, and gone
 
@@ -57,7 +57,7 @@ class CountingStore(SessionStore):
         super().__init__(*args)
         self.queries: list[list[str]] = []
 
-    async def find_users(self, *, usernames: Sequence[str]) -> dict[str, tuple[int, str]]:
+    async def find_users(self, *, usernames: Sequence[str]) -> dict[str, store.UserRef]:
         self.queries.append(sorted(usernames))
         return await super().find_users(usernames=usernames)
 
@@ -73,9 +73,48 @@ async def test_names_asked_for_at_once_share_one_query(
 
     # A burst of handshakes in one turn of the loop: one query for all their names.
     found = await asyncio.gather(*(known.find(n) for n in ["alice", "BOB", "nobody", "Alice"]))
-    assert found == [(alice.id, "Alice"), (bob.id, "bob"), None, (alice.id, "Alice")]
+    a, b = (alice.id, "Alice", alice.created_at), (bob.id, "bob", bob.created_at)
+    assert found == [a, b, None, a]
     assert counting.queries == [["alice", "bob", "nobody"]]
     # Found names are cached; an unknown one is asked again.
-    assert await known.find("bob") == (bob.id, "bob")
+    assert await known.find("bob") == b
     assert await known.find("nobody") is None
     assert counting.queries[1:] == [["nobody"]]
+
+
+class GatedStore(SessionStore):
+    """Holds each lookup until ``gate`` opens; ``started`` says one is under way."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.started, self.gate = asyncio.Event(), asyncio.Event()
+
+    async def find_users(self, *, usernames: Sequence[str]) -> dict[str, store.UserRef]:
+        self.started.set()
+        await self.gate.wait()
+        return await super().find_users(usernames=usernames)
+
+
+async def test_a_forgotten_user_is_looked_up_again_and_a_lookup_under_way_caches_nothing(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session:
+        alice = await store.create_user(session, username="alice", password_hash="x")
+    gated = GatedStore(sessions)
+    gated.gate.set()
+    known = KnownUsers(gated)
+    assert (await known.find("alice")) == (alice.id, "alice", alice.created_at)
+    assert set(known.cached()) == {"alice"}
+    known.forget("ALICE")
+    assert known.cached() == {}
+    # A lookup that began before a forget answers, but does not cache its answer.
+    gated.gate.clear()
+    gated.started.clear()
+    lookup = asyncio.ensure_future(known.find("alice"))
+    await asyncio.wait_for(gated.started.wait(), 5)
+    known.forget("alice")
+    gated.gate.set()
+    assert (await asyncio.wait_for(lookup, 5)) is not None
+    assert known.cached() == {}
+    assert (await known.find("alice")) is not None  # asked again, and now cached
+    assert set(known.cached()) == {"alice"}

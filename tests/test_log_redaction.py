@@ -49,3 +49,30 @@ async def test_tokens_are_redacted_from_access_and_error_logs(server: ServerProc
     assert "/ws/lobby" in output  # the requests were logged, only without their tokens
     for secret in (token, forged, token.split(".")[2], PASSWORD):
         assert secret not in output
+
+
+async def test_percent_encoded_token_parameters_are_redacted_too(server: ServerProcess) -> None:
+    """Starlette decodes query names, so ``?tok%65n=`` authenticates like ``?token=``: the
+    log must not carry it, nor a token whose value is percent-encoded."""
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        body = {"username": "alice", "password": PASSWORD}
+        await client.post("/api/auth/register", json=body)
+        token = (await client.post("/api/auth/token", data=body)).json()["access_token"]
+        await client.get(f"/api/users/me?tok%65n={token}&limit=1")
+        await client.get(f"/api/users/me?%74oken={token}")
+    encoded = "%65" + token[1:]  # "e" percent-encoded: decodes to the same token
+    for query in (f"tok%65n={token}", f"since=0&TOK%45N={token}&tok%65n={token}"):
+        async with await open_socket(f"{server.ws_url}/ws/lobby?{query}") as ws:
+            assert (await recv(ws))["type"] == "history"  # it did authenticate
+    async with await open_socket(f"{server.ws_url}/%77s/lobby?tok%65n={encoded}") as ws:
+        assert (await recv(ws))["type"] == "history"
+    with pytest.raises(InvalidStatus):
+        await open_socket(
+            f"{server.ws_url}/ws/lobby?tok%65n={token}", origin="https://evil.example"
+        )
+
+    output = server.stop()
+    assert "/ws/lobby?[redacted]" in output
+    assert "limit=1" in output  # what is not a token stays readable
+    for secret in (token, encoded, token.split(".")[1], token.split(".")[2], PASSWORD):
+        assert secret not in output

@@ -175,7 +175,7 @@ def test_key_value_lines_are_one_line_and_keep_no_token() -> None:
     assert "abc.def.ghi" not in line
     assert " level=info logger=roomchat.test msg=" in line
     assert line.endswith(" room=lobby code=1013")
-    assert "token=[redacted]" in line
+    assert "/ws/lobby?[redacted]" in line  # a socket's whole query string
 
 
 def test_json_lines_parse_and_keep_no_token() -> None:
@@ -227,4 +227,4 @@ async def test_json_logs_from_a_real_server_carry_no_token(tmp_path: Path) -> No
     assert any(line.get("path") == "/api/auth/token" for line in lines)
     refused = [line for line in lines if line["msg"] == "handshake refused"]
     assert refused == [refused[0] | {"status": 422, "room": "bad room"}]
-    assert any("token=[redacted]" in line["msg"] for line in lines)
+    assert any("/ws/lobby?[redacted]" in line["msg"] for line in lines)

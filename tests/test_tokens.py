@@ -45,7 +45,27 @@ def bad_tokens() -> dict[str, str]:
         "no exp": jwt.encode({"sub": "alice", "iat": now()}, TEST_SECRET),
         "no iat": jwt.encode({"sub": "alice", "exp": now() + 300}, TEST_SECRET),
         "numeric sub": jwt.encode({**fresh, "sub": 42}, TEST_SECRET),
+        # RFC 7515 §4.1.11: an extension we do not understand, marked critical.
+        "crit": jwt.encode(fresh, TEST_SECRET, headers={"crit": ["exp"]}),
+        "crit unknown": jwt.encode(fresh, TEST_SECRET, headers={"crit": ["x-roomchat"]}),
+        # Out of datetime's range: once a 500 with a traceback.
+        "exp 1e20": jwt.encode({**fresh, "exp": 1e20}, TEST_SECRET),
+        "iat -1e12": jwt.encode({**fresh, "iat": -1e12}, TEST_SECRET),
+        "exp Infinity": jwt.encode({**fresh, "exp": float("inf")}, TEST_SECRET),
+        "iat true": jwt.encode({**fresh, "iat": True}, TEST_SECRET),
+        # Longer than ROOMCHAT_MAX_TOKEN_LIFETIME (24 h by default).
+        "lives 25 h": jwt.encode({**fresh, "exp": now() + 25 * 3600}, TEST_SECRET),
+        "issued 2 days ago": jwt.encode({**fresh, "iat": now() - 2 * 86400}, TEST_SECRET),
+        "uid not a number": jwt.encode({**fresh, "uid": "1"}, TEST_SECRET),
     }
+
+
+def test_the_lifetime_limit_is_a_setting() -> None:
+    day = {"sub": "alice", "iat": now(), "exp": now() + 23 * 3600}
+    token = jwt.encode(day, TEST_SECRET)
+    assert decode_access_token(token, secret_key=TEST_SECRET).subject == "alice"
+    with pytest.raises(InvalidTokenError):
+        decode_access_token(token, secret_key=TEST_SECRET, max_lifetime=timedelta(hours=1))
 
 
 @pytest.mark.parametrize("kind", list(bad_tokens()))

@@ -17,7 +17,7 @@ import redis
 
 from roomchat.security import create_access_token
 from tests import services
-from tests.conftest import PASSWORD, TEST_SECRET
+from tests.conftest import PASSWORD, TEST_REGISTRATIONS_PER_ADDRESS, TEST_SECRET
 from tests.waiting import eventually
 from tests.wsclient import open_socket, recv, recv_messages, room_url
 
@@ -57,6 +57,7 @@ def workers(tmp_path: Path, postgres_url: str, redis_prefix: str) -> Iterator[Wo
         "ROOMCHAT_REDIS_PREFIX": redis_prefix,
         "ROOMCHAT_DATA_DIR": str(tmp_path / "data"),
         "ROOMCHAT_LOG_LEVEL": "warning",
+        "ROOMCHAT_REGISTRATIONS_PER_ADDRESS": str(TEST_REGISTRATIONS_PER_ADDRESS),
     }
     command = [sys.executable, "-m", "roomchat", "serve", "--workers", "2", "--port", str(port)]
     log = (tmp_path / "server.log").open("wb")

@@ -24,6 +24,14 @@ class LoginFailedError(Exception):
 
 
 async def register(services: Services, *, username: str, password: str) -> store.User:
+    """Create an account; ``UsernameTakenError`` when the name is taken.
+
+    A taken name is found before hashing (registration says so anyway: 409), so probing
+    names costs no hash; the unique index still decides between two at once.
+    """
+    async with services.sessions() as session:
+        if await store.get_user(session, username=username) is not None:
+            raise store.UsernameTakenError(username)
     password_hash = await services.hasher.hash(password)
     async with services.sessions() as session:
         return await store.create_user(session, username=username, password_hash=password_hash)
@@ -39,18 +47,35 @@ async def login(services: Services, *, username: str, password: str) -> tuple[st
         raise LoginFailedError
     minutes = services.settings.access_token_minutes
     token = create_access_token(
-        subject=user.username, secret_key=services.secret_key, minutes=minutes
+        subject=user.username, secret_key=services.secret_key, minutes=minutes, user_id=user.id
     )
     return token, minutes * 60
 
 
 async def authenticate(services: Services, token: str | None) -> Principal:
-    """Verify the token and that its ``sub`` is a registered user; else ``InvalidTokenError``."""
+    """Verify the token and that it belongs to a registered user; else ``InvalidTokenError``.
+
+    Tokens name their user by ``sub``, so they are bound to the account too, or a name
+    deleted and registered again would inherit the old account's tokens. The tokens
+    issued here carry the account's id (``uid``). A minted token with only ``sub``,
+    ``iat`` and ``exp`` is bound by time: issued before the account was created (to the
+    second), it was another account's. SQLite may hand the id of a deleted newest
+    account out again, so there every token is bound by time too (one host, one clock);
+    PostgreSQL never reuses an id, so a ``uid`` is enough, whatever the hosts' clocks.
+    """
     if not token:
         raise InvalidTokenError("no token")
-    claims = decode_access_token(token, secret_key=services.secret_key)
+    settings = services.settings
+    claims = decode_access_token(
+        token, secret_key=services.secret_key, max_lifetime=settings.max_token_lifetime
+    )
     user = await services.known_users.find(claims.subject)
     if user is None:
         raise InvalidTokenError("sub is not a registered user")
-    user_id, username = user
-    return Principal(user_id=user_id, username=username, expires_at=claims.expires_at)
+    if claims.user_id is not None and claims.user_id != user.id:
+        raise InvalidTokenError("issued to another account of that name")
+    bound_by_time = claims.user_id is None or services.engine.dialect.name == "sqlite"
+    created = user.created_at.replace(microsecond=0)  # iat is in whole seconds
+    if bound_by_time and claims.issued_at < created:
+        raise InvalidTokenError("issued before the account was created")
+    return Principal(user_id=user.id, username=user.username, expires_at=claims.expires_at)

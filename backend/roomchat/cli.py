@@ -1,4 +1,4 @@
-"""The roomchat command line: serve, add users, and talk to a server as a client."""
+"""The roomchat command line: serve, manage users, and talk to a server as a client."""
 
 from __future__ import annotations
 
@@ -46,6 +46,17 @@ def user_add(args: argparse.Namespace) -> int:
     except (InvalidUserError, UsernameTakenError) as exc:
         raise CommandError(str(exc)) from None
     print(f"created user {user.username} (id {user.id})")
+    return 0
+
+
+def user_delete(args: argparse.Namespace) -> int:
+    from roomchat.users import UnknownUserError, delete_user
+
+    try:
+        announced = asyncio.run(delete_user(Settings(), username=args.name))
+    except UnknownUserError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"deleted user {args.name}: {announced.value}")
     return 0
 
 
@@ -140,6 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     add_parser.set_defaults(handler=user_add)
+    delete_parser = user_commands.add_parser(
+        "delete",
+        help="delete a user; running servers refuse their tokens and close their sockets",
+        description="Delete a user from ROOMCHAT_DATABASE_URL (their messages stay). Running "
+        "servers refuse the user's tokens at once and close their sockets (1008): with "
+        "ROOMCHAT_REDIS_URL set, every worker is told through Redis.",
+    )
+    delete_parser.add_argument("name")
+    delete_parser.set_defaults(handler=user_delete)
 
     client_options = argparse.ArgumentParser(add_help=False)
     client_options.add_argument(

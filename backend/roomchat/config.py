@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from roomchat.origins import parse_origin
@@ -25,6 +26,9 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(default="roomchat", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     presence_ttl_seconds: float = Field(default=15.0, ge=0.5, le=300)
     access_token_minutes: int = Field(default=60, ge=1)
+    #: Seconds (``86400``), ``HH:MM:SS`` or ISO 8601 (``PT24H``); at least the access
+    #: token lifetime. A token (minted ones included) whose exp - iat is longer is refused.
+    max_token_lifetime: timedelta = timedelta(hours=24)
     allowed_origins: Annotated[list[str], NoDecode] = []
     history_limit: int = Field(default=50, ge=0, le=1000)
     max_message_chars: int = Field(default=4000, ge=1)
@@ -37,6 +41,7 @@ class Settings(BaseSettings):
     login_failures_per_user: int = Field(default=5, ge=1)
     login_failures_per_address: int = Field(default=20, ge=1)
     login_window_seconds: float = Field(default=60, gt=0)
+    registrations_per_address: int = Field(default=5, ge=1)  # per hour
     log_level: str = "info"
     log_format: Literal["text", "json"] = "text"
     metrics_enabled: bool = False
@@ -56,6 +61,22 @@ class Settings(BaseSettings):
         """Each entry an origin, ``scheme://host[:port]``, lowercased as in an Origin header,
         so that the handshake can compare exactly; a typo fails at startup instead."""
         return [_origin(entry) for entry in value]
+
+    @field_validator("max_token_lifetime", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        """A plain number from the environment is seconds, as it is in code."""
+        if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+            return float(value)
+        return value
+
+    @model_validator(mode="after")
+    def _token_lifetimes(self) -> Self:
+        if self.max_token_lifetime < timedelta(minutes=self.access_token_minutes):
+            raise ValueError(
+                "ROOMCHAT_MAX_TOKEN_LIFETIME must be at least ROOMCHAT_ACCESS_TOKEN_MINUTES"
+            )
+        return self
 
     @field_validator("secret_key")
     @classmethod

@@ -9,15 +9,18 @@ from collections.abc import Callable
 from cachetools import TTLCache
 
 from roomchat.message_store import MessageStore
+from roomchat.store import UserRef
 
-Found = tuple[int, str] | None
+Found = UserRef | None
 
 
 class KnownUsers:
-    """Caches ``name -> (id, canonical name)`` of registered users for ``ttl`` seconds.
+    """Caches ``name -> UserRef`` (id, canonical name, creation) for ``ttl`` seconds.
 
-    Only positive answers are kept: an unknown name is always looked up, and a deleted
-    user's token keeps working at most ``ttl`` seconds after it was last checked.
+    Only positive answers are kept: an unknown name is always looked up. A deleted user
+    is forgotten at once when the deletion is heard of (``forget``, from
+    ``account_watch``); otherwise their token keeps working at most ``ttl`` seconds after
+    it was last checked.
 
     Names not in the cache are looked up together: every handshake that asks during one
     turn of the event loop waits on the same query (a burst of connects costs one round
@@ -33,9 +36,10 @@ class KnownUsers:
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
-        self._users: TTLCache[str, tuple[int, str]] = TTLCache(size, ttl, timer=timer)
+        self._users: TTLCache[str, UserRef] = TTLCache(size, ttl, timer=timer)
         self._wanted: dict[str, asyncio.Future[Found]] = {}
         self._lookups: set[asyncio.Task[None]] = set()
+        self._forgets = 0  # a lookup that began before a forget caches nothing
 
     async def find(self, name: str) -> Found:
         key = name.lower()
@@ -51,6 +55,16 @@ class KnownUsers:
         # Shielded: a handshake given up on must not cancel the others' answer.
         return await asyncio.shield(wanted)
 
+    def cached(self) -> dict[str, UserRef]:
+        """What is cached now, by lowercased name."""
+        return dict(self._users.items())
+
+    def forget(self, name: str) -> None:
+        """Drop ``name`` (a deleted account). A lookup already under way still answers
+        (as a check made just before the deletion would) but caches nothing."""
+        self._forgets += 1
+        self._users.pop(name.lower(), None)
+
     def _look_up_wanted(self) -> None:
         wanted, self._wanted = self._wanted, {}
         lookup = asyncio.create_task(self._look_up(wanted))
@@ -58,6 +72,7 @@ class KnownUsers:
         lookup.add_done_callback(self._lookups.discard)
 
     async def _look_up(self, wanted: dict[str, asyncio.Future[Found]]) -> None:
+        forgets = self._forgets
         try:
             found = await self._store.find_users(usernames=list(wanted))
         except Exception as exc:
@@ -67,7 +82,7 @@ class KnownUsers:
             return
         for key, future in wanted.items():
             user = found.get(key)
-            if user is not None:
+            if user is not None and forgets == self._forgets:
                 self._users[key] = user
             if not future.done():
                 future.set_result(user)

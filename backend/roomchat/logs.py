@@ -7,14 +7,42 @@ import logging
 import re
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, unquote_plus
 
+REDACTED = "[redacted]"
+#: A path and its query string, as uvicorn logs a request line.
+_PATH_AND_QUERY = re.compile(r"(/[^\s?\"']*)\?([^\s\"']*)")
 _TOKEN_IN_TEXT = re.compile(r"((?:access_)?token=)[^&\s\"']+", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+#: A JWT anywhere: its header is base64url JSON, so it starts with ``eyJ`` (``{"``).
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 REDACTED_LOGGERS = ("uvicorn", "uvicorn.access", "uvicorn.error", "roomchat", "")
 
 
 def redact(text: str) -> str:
-    return _BEARER.sub(r"\1[redacted]", _TOKEN_IN_TEXT.sub(r"\1[redacted]", text))
+    """Remove anything that may be a token.
+
+    Query strings are read as the server reads them, after percent-decoding (Starlette
+    takes ``?tok%65n=…`` for ``token``): a socket path (``/ws…``) loses its whole query
+    string, any other path every parameter whose decoded name mentions a token. Then
+    ``token=…`` in free text, ``Bearer …`` and anything shaped like a JWT go too.
+    """
+    text = _PATH_AND_QUERY.sub(_redact_query, text)
+    text = _TOKEN_IN_TEXT.sub(rf"\1{REDACTED}", text)
+    return _JWT.sub(REDACTED, _BEARER.sub(rf"\1{REDACTED}", text))
+
+
+def _redact_query(match: re.Match[str]) -> str:
+    path, query = match.groups()
+    if unquote(path).startswith("/ws"):
+        return f"{path}?{REDACTED}"
+    pairs = []
+    for pair in query.split("&"):
+        name, equals, _value = pair.partition("=")
+        if equals and "token" in unquote_plus(name).lower():
+            pair = f"{name}={REDACTED}"
+        pairs.append(pair)
+    return f"{path}?{'&'.join(pairs)}"
 
 
 class RedactTokens(logging.Filter):

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from roomchat import __version__
+from roomchat.account_watch import AccountWatch
 from roomchat.api import auth, docs, errors, ops, pages, rooms, ws
 from roomchat.bodylimit import BodyLimit
 from roomchat.config import Settings
@@ -23,6 +24,7 @@ from roomchat.headers import SecurityHeaders
 from roomchat.known_users import KnownUsers
 from roomchat.logs import install_redaction
 from roomchat.message_store import open_message_store
+from roomchat.ratelimit import Clock
 from roomchat.realtime.backend import create_backend
 from roomchat.realtime.broker import BrokerUnavailableError
 from roomchat.realtime.manager import RoomManager
@@ -34,7 +36,8 @@ from roomchat.throttle import create_limits
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    """``clock``: drives the login and registration throttles (tests move time with it)."""
     settings = settings or Settings()
     install_redaction()
 
@@ -50,26 +53,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         message_store = await open_message_store(engine, sessions)
         hasher = PasswordHasher(concurrency=settings.password_hash_concurrency)
         broker, presence = create_backend(settings)
-        limits = create_limits(settings)
+        limits = create_limits(settings, clock=clock)
         room_manager = RoomManager(broker=broker, presence=presence, store=message_store)
         if isinstance(message_store, SQLiteStore):
             failed = room_manager.metrics.backend_errors.labels("checkpoint")
             message_store.checkpointer.on_error = failed.inc
+        known_users = KnownUsers(message_store)
         services = Services(
             settings=settings,
             secret_key=secret_key,
             engine=engine,
             sessions=sessions,
             hasher=hasher,
-            known_users=KnownUsers(message_store),
+            known_users=known_users,
             rooms=room_manager,
             http_posts=limits.http_posts,
             login_throttle=limits.login_throttle,
+            registration_throttle=limits.registration_throttle,
+        )
+        account_watch = AccountWatch(
+            known_users=known_users,
+            rooms=room_manager,
+            store=message_store,
+            broker=broker if settings.redis_url else None,
         )
         settle_garbage_collector()
         try:
             yield {"services": services}
         finally:
+            await account_watch.close()
             await room_manager.close()
             await broker.close()
             await presence.close()

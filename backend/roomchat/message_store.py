@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class MessageStore(Protocol):
     """The hot paths' queries; each is the ``store.py`` function of the same name."""
 
-    async def find_users(self, *, usernames: Sequence[str]) -> dict[str, tuple[int, str]]: ...
+    async def find_users(self, *, usernames: Sequence[str]) -> dict[str, store.UserRef]: ...
 
     async def add_messages_to_rooms(
         self, *, drafts: Mapping[str, Sequence[store.Draft]]
@@ -49,7 +49,7 @@ class SessionStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def find_users(self, *, usernames: Sequence[str]) -> dict[str, tuple[int, str]]:
+    async def find_users(self, *, usernames: Sequence[str]) -> dict[str, store.UserRef]:
         async with self._sessions() as session:
             return await store.find_users(session, usernames=usernames)
 

@@ -33,6 +33,19 @@ class TokenBucket:
             return True
         return False
 
+    def acquire(self) -> float:
+        """Take one if there is one: 0.0, else the seconds until one would be there."""
+        self._refill()
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return 0.0
+        return (1 - self._tokens) / self._rate
+
+    def give_back(self) -> None:
+        """Return one taken by ``acquire`` (the attempt it paid for did not count)."""
+        self._refill()
+        self._tokens = min(self._burst, self._tokens + 1)
+
     def wait_time(self) -> float:
         """Seconds until ``take`` would succeed (0 when it would now)."""
         self._refill()
@@ -71,6 +84,16 @@ class KeyedRateLimiter:
         bucket = self._buckets.get(key)
         return 0.0 if bucket is None else bucket.wait_time()
 
+    def acquire(self, key: str) -> float:
+        """Take one for ``key``: 0.0 when taken, else the seconds until one is there."""
+        return self._bucket(key).acquire()
+
+    def refund(self, key: str) -> None:
+        """Give back one that ``acquire`` took for ``key``."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.give_back()
+
 
 class SharedRateLimiter(Protocol):
     """Keyed token buckets that every worker may share (Redis) or this process keeps."""
@@ -81,6 +104,22 @@ class SharedRateLimiter(Protocol):
 
     async def retry_after(self, key: str) -> float:
         """Seconds until ``key`` may act again, without taking anything."""
+        ...
+
+
+class ReservingRateLimiter(SharedRateLimiter, Protocol):
+    """A shared limiter that takes before the work it pays for, and may give it back.
+
+    Taking first (``acquire``) is what makes concurrent attempts count like sequential
+    ones: checking, working, then taking lets every attempt in flight pass the check.
+    """
+
+    async def acquire(self, key: str) -> float:
+        """Take one for ``key`` atomically: 0.0 when taken, else the seconds to wait."""
+        ...
+
+    async def refund(self, key: str) -> None:
+        """Give back one that ``acquire`` took (never past the burst)."""
         ...
 
 
@@ -95,3 +134,9 @@ class LocalRateLimiter:
 
     async def retry_after(self, key: str) -> float:
         return self._limiter.retry_after(key)
+
+    async def acquire(self, key: str) -> float:
+        return self._limiter.acquire(key)
+
+    async def refund(self, key: str) -> None:
+        self._limiter.refund(key)

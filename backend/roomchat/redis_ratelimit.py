@@ -1,8 +1,9 @@
 """Token buckets in Redis, so that N workers on M hosts count one limit together.
 
-One Lua script refills and takes atomically on Redis's clock (hosts' clocks may differ).
-While Redis is away each worker falls back to its own buckets: limits stay, only per
-worker, rather than letting everything through or refusing everyone.
+One Lua script refills and takes (or gives back) atomically on Redis's clock (hosts'
+clocks may differ); a test may hand in a clock of its own instead. While Redis is away
+each worker falls back to its own buckets: limits stay, only per worker, rather than
+letting everything through or refusing everyone.
 """
 
 from __future__ import annotations
@@ -10,54 +11,115 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
-from roomchat.ratelimit import KeyedRateLimiter
+from roomchat.ratelimit import Clock, KeyedRateLimiter
 from roomchat.realtime.broker.redis import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
-# KEYS[1]: the bucket; ARGV: rate (per second), burst, take (1 or 0) -> {taken, wait seconds}
-_TAKE = """
-local rate, burst, take = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1'
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+#: Connections to Redis for the limiters, and how long a check waits for a free one.
+POOL_SIZE = 64
+POOL_WAIT_SECONDS = 5.0
+
+
+def limiter_client(url: str) -> Redis:
+    """A client whose pool makes a burst of checks wait for a connection.
+
+    redis-py's default pool raises once 100 connections are busy, and a limiter that
+    counts in this worker only while Redis fails would then let a burst of 200 logins
+    at once through twice: in Redis up to the limit, and again here.
+    """
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=POOL_SIZE,
+        timeout=POOL_WAIT_SECONDS,
+        decode_responses=True,
+        retry=Retry(NoBackoff(), 1),
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        protocol=2,
+    )
+    client = Redis(connection_pool=pool)
+    client.auto_close_connection_pool = True  # aclose() closes the pool too
+    return client
+
+
+# KEYS[1]: the bucket; ARGV: rate (per second), burst, op, [now]. op is 'take', 'peek'
+# or 'refund' (give one back, up to the burst). Returns {taken, wait seconds}: wait is
+# how long until one token is there, after the op.
+_SCRIPT = """
+local rate, burst, op = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local now = tonumber(ARGV[4])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
 local saved = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
 local tokens = tonumber(saved[1]) or burst
 local stamp = tonumber(saved[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
 local taken = 0
-if take and tokens >= 1 then
+if op == 'take' and tokens >= 1 then
   tokens = tokens - 1
   taken = 1
+elseif op == 'refund' then
+  tokens = math.min(burst, tokens + 1)
 end
 local wait = 0
 if tokens < 1 then wait = (1 - tokens) / rate end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
+-- %.17g: tostring keeps 14 digits, and refills lost at each step add up
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens),
+           'stamp', string.format('%.17g', now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return {taken, tostring(wait)}
+return {taken, string.format('%.17g', wait)}
 """
 
 
 class RedisRateLimiter:
     """Buckets under ``{prefix}:ratelimit:{name}:{key}``, shared by every worker."""
 
-    def __init__(self, client: Redis, *, prefix: str, name: str, rate: float, burst: int) -> None:
-        self._script = client.register_script(_TAKE)
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str,
+        name: str,
+        rate: float,
+        burst: int,
+        clock: Clock | None = None,
+    ) -> None:
+        self._script = client.register_script(_SCRIPT)
         self._key = f"{prefix}:ratelimit:{name}:"
         self._rate, self._burst = rate, burst
-        self._fallback = KeyedRateLimiter(rate=rate, burst=burst)
+        self._clock = clock  # None: Redis's own clock
+        fallback_clock: dict[str, Any] = {} if clock is None else {"clock": clock}
+        self._fallback = KeyedRateLimiter(rate=rate, burst=burst, **fallback_clock)
 
     async def allow(self, key: str) -> bool:
-        result = await self._run(key, take=True)
+        result = await self._run(key, "take")
         return self._fallback.allow(key) if result is None else bool(result[0])
 
     async def retry_after(self, key: str) -> float:
-        result = await self._run(key, take=False)
+        result = await self._run(key, "peek")
         return self._fallback.retry_after(key) if result is None else float(result[1])
 
-    async def _run(self, key: str, *, take: bool) -> Any:
-        args = [repr(self._rate), str(self._burst), "1" if take else "0"]
+    async def acquire(self, key: str) -> float:
+        result = await self._run(key, "take")
+        if result is None:
+            return self._fallback.acquire(key)
+        return 0.0 if int(result[0]) else max(float(result[1]), 1e-3)
+
+    async def refund(self, key: str) -> None:
+        if await self._run(key, "refund") is None:
+            self._fallback.refund(key)
+
+    async def _run(self, key: str, op: str) -> Any:
+        args = [repr(self._rate), str(self._burst), op]
+        if self._clock is not None:
+            args.append(repr(self._clock()))
         try:
             return await self._script(keys=[self._key + key], args=args)
         except REDIS_ERRORS as exc:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
 import logging
+import math
 import os
 import secrets
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import IntEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from jose import JWTError, jwk, jwt
 from jose.backends.base import Key
@@ -19,6 +24,8 @@ from passlib.context import CryptContext
 
 ALGORITHM = "HS256"
 IAT_LEEWAY_SECONDS = 30
+#: ``ROOMCHAT_MAX_TOKEN_LIFETIME``'s default.
+MAX_TOKEN_LIFETIME = timedelta(hours=24)
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
 
 log = logging.getLogger(__name__)
@@ -43,74 +50,155 @@ class TokenClaims:
     subject: str
     issued_at: datetime
     expires_at: datetime
+    #: The ``uid`` claim of the tokens roomchat issues (a minted token may lack it).
+    user_id: int | None = None
+
+
+class Priority(IntEnum):
+    """Which waiting hash runs first: a login before any registration."""
+
+    LOGIN = 0
+    REGISTRATION = 1
 
 
 class PasswordHasher:
     """Hashes and verifies off the event loop, at most ``concurrency`` at a time.
 
     argon2 takes tens of MiB and milliseconds of CPU per call; a dedicated, small thread
-    pool queues the rest, so a burst of logins cannot exhaust memory or starve the loop.
+    pool runs ``concurrency`` of them and the rest wait, so a burst cannot exhaust memory
+    or starve the loop. They wait in priority order, not arrival order: a login (verify)
+    goes ahead of every waiting registration (hash), so a flood of registrations delays
+    a login by the hashes already running at most, not by the whole queue.
     """
 
     def __init__(self, *, concurrency: int) -> None:
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="argon2")
+        self._free = concurrency  # threads with nothing to do
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []  # a heap
+        self._order = itertools.count()  # first come, first served within a priority
         self._dummy_hash = _passwords.hash(secrets.token_urlsafe(16))
 
     async def hash(self, password: str) -> str:
-        return str(await self._run(_passwords.hash, password))
+        """Hash a new password (registration): after every login waiting."""
+        return str(await self._run(Priority.REGISTRATION, _passwords.hash, password))
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
         """Verify; with no hash (unknown user) spend the same time and return False."""
         if password_hash is None:
-            await self._run(_passwords.verify, password, self._dummy_hash)
+            await self._run(Priority.LOGIN, _passwords.verify, password, self._dummy_hash)
             return False
-        return bool(await self._run(_passwords.verify, password, password_hash))
+        return bool(await self._run(Priority.LOGIN, _passwords.verify, password, password_hash))
 
-    async def _run(self, func: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, func, *args)
+    async def _run(self, priority: Priority, func: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._free and not self._waiting:
+            self._free -= 1
+        else:
+            turn = loop.create_future()
+            heapq.heappush(self._waiting, (priority, next(self._order), turn))
+            try:
+                await turn
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled():
+                    self._release()  # handed a thread just as it gave up: pass it on
+                raise
+        job: Future[Any] = self._pool.submit(func, *args)
+        # The thread is free again only once the job is over (a job cancelled before it
+        # started frees it at once), whatever became of the caller meanwhile.
+        job.add_done_callback(lambda _job: _call_soon(loop, self._release))
+        return await asyncio.wrap_future(job)
+
+    def _release(self) -> None:
+        """A thread is free: give it to the first waiting caller still there."""
+        while self._waiting:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._free += 1
 
     def close(self) -> None:
+        for _, _, turn in self._waiting:
+            turn.cancel()
+        self._waiting.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+        loop.call_soon_threadsafe(callback)
+
+
 def create_access_token(
-    *, subject: str, secret_key: str, minutes: int, now: datetime | None = None
+    *,
+    subject: str,
+    secret_key: str,
+    minutes: int,
+    user_id: int | None = None,
+    now: datetime | None = None,
 ) -> str:
+    """A token for ``subject``; with ``user_id`` (the ``uid`` claim) it is bound to that
+    account, so a later account of the same name cannot use it."""
     issued = now or datetime.now(UTC)
-    claims = {
+    claims: dict[str, Any] = {
         "sub": subject,
         "iat": int(issued.timestamp()),
         "exp": int((issued + timedelta(minutes=minutes)).timestamp()),
     }
+    if user_id is not None:
+        claims["uid"] = user_id
     return str(jwt.encode(claims, secret_key, algorithm=ALGORITHM))
 
 
-def decode_access_token(token: str, *, secret_key: str) -> TokenClaims:
-    """Verify signature (HS256 only), expiry and the required claims."""
+def decode_access_token(
+    token: str, *, secret_key: str, max_lifetime: timedelta = MAX_TOKEN_LIFETIME
+) -> TokenClaims:
+    """Verify signature (HS256 only), expiry, the required claims and their ranges.
+
+    Refused besides: a header naming any ``crit`` extension (RFC 7515 §4.1.11: we
+    understand none), times that are not finite numbers, and a token meant to live
+    longer than ``max_lifetime`` (``exp - iat``), which also keeps both times within
+    what a ``datetime`` holds.
+    """
     try:
+        if "crit" in jwt.get_unverified_header(token):
+            raise InvalidTokenError("unknown crit extension")
         claims = jwt.decode(
             token,
             _verification_key(secret_key),
             algorithms=[ALGORITHM],
             options={"require_sub": True, "require_iat": True, "require_exp": True},
         )
-    except (JWTError, ValueError, TypeError) as exc:
+    except (JWTError, ValueError, TypeError, OverflowError) as exc:
         raise InvalidTokenError(type(exc).__name__) from None
     subject, issued, expires = claims.get("sub"), claims.get("iat"), claims.get("exp")
     if not isinstance(subject, str) or not subject:
         raise InvalidTokenError("sub must be a non-empty string")
-    if not isinstance(issued, int | float) or not isinstance(expires, int | float):
+    if not _finite_number(issued) or not _finite_number(expires):
         raise InvalidTokenError("iat and exp must be numbers")
     now = datetime.now(UTC).timestamp()
     if expires <= now:  # jose compares whole seconds; a socket closes at the exact instant
         raise InvalidTokenError("expired")
     if issued > now + IAT_LEEWAY_SECONDS:
         raise InvalidTokenError("iat is in the future")
-    return TokenClaims(
-        subject=subject,
-        issued_at=datetime.fromtimestamp(issued, UTC),
-        expires_at=datetime.fromtimestamp(expires, UTC),
-    )
+    if expires - issued > max_lifetime.total_seconds():
+        raise InvalidTokenError("lifetime longer than ROOMCHAT_MAX_TOKEN_LIFETIME")
+    user_id = claims.get("uid")
+    if user_id is not None and (not isinstance(user_id, int) or isinstance(user_id, bool)):
+        raise InvalidTokenError("uid must be a whole number")
+    try:
+        return TokenClaims(
+            subject=subject,
+            issued_at=datetime.fromtimestamp(issued, UTC),
+            expires_at=datetime.fromtimestamp(expires, UTC),
+            user_id=user_id,
+        )
+    except (OverflowError, OSError, ValueError):  # before year 1 or after 9999
+        raise InvalidTokenError("iat or exp out of range") from None
+
+
+def _finite_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @lru_cache(maxsize=4)

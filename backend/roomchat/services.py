@@ -11,7 +11,7 @@ from roomchat.known_users import KnownUsers
 from roomchat.ratelimit import SharedRateLimiter
 from roomchat.realtime.manager import RoomManager
 from roomchat.security import PasswordHasher
-from roomchat.throttle import LoginThrottle
+from roomchat.throttle import LoginThrottle, RegistrationThrottle
 
 
 @dataclass(slots=True)
@@ -25,3 +25,4 @@ class Services:
     rooms: RoomManager
     http_posts: SharedRateLimiter
     login_throttle: LoginThrottle
+    registration_throttle: RegistrationThrottle

@@ -20,14 +20,14 @@ import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from sqlalchemy.dialects import sqlite
 
 from roomchat.db import SQLITE_BUSY_TIMEOUT, SQLITE_PRAGMAS
 from roomchat.models import MAX_MESSAGE_ID, Message, utcnow
-from roomchat.store import Draft, StoredBatch
+from roomchat.store import Draft, StoredBatch, UserRef
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ _from_text = cast(Callable[[str], datetime], _TIME_TYPE.result_processor(sqlite.
 _MESSAGE = "SELECT id, room, user_id, author, text, created_at FROM messages"
 _INSERT = "INSERT INTO messages (room, user_id, author, text, created_at) VALUES (?, ?, ?, ?, ?)"
 _LATEST = "SELECT max(id) FROM messages WHERE room = ?"
-_USERS = "SELECT id, username FROM users WHERE lower(username) IN ({})"
+_USERS = "SELECT id, username, created_at FROM users WHERE lower(username) IN ({})"
 _USERS_PER_QUERY = 500
 _LAST_PAGE = f"{_MESSAGE} WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?"
 _NEXT_PAGE = f"{_MESSAGE} WHERE room = ? AND id > ? AND id < ? ORDER BY id LIMIT ?"
@@ -103,17 +103,24 @@ class SQLiteStore:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, job, self._db, *args)
 
-    async def find_users(self, *, usernames: Sequence[str]) -> dict[str, tuple[int, str]]:
+    async def find_users(self, *, usernames: Sequence[str]) -> dict[str, UserRef]:
         """``store.find_users``: one query for many names (the index on ``lower(username)``
         serves it), in chunks well under SQLite's limit on bound parameters."""
         wanted = sorted({name.lower() for name in usernames})
-        found: dict[str, tuple[int, str]] = {}
+        found: dict[str, UserRef] = {}
         for start in range(0, len(wanted), _USERS_PER_QUERY):
             chunk = tuple(wanted[start : start + _USERS_PER_QUERY])
             sql = _USERS.format(", ".join("?" * len(chunk)))
-            for user_id, name in await self._run(_fetch_all, sql, chunk):
-                found[name.lower()] = (user_id, name)
+            for user_id, name, created in await self._run(_fetch_all, sql, chunk):
+                found[name.lower()] = UserRef(user_id, name, _utc(_from_text(created)))
         return found
+
+    async def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` on this store's connection: it changes when
+        another connection (the accounts' engine, another process) commits, never for
+        this store's own writes, so watching it costs nothing while people chat."""
+        row = await self._run(_fetch_one, "PRAGMA data_version", ())
+        return int(row[0]) if row else 0
 
     async def add_messages_to_rooms(
         self, *, drafts: Mapping[str, Sequence[Draft]]
@@ -284,6 +291,10 @@ class Checkpointer:
         self.failures += 1
         if self.on_error is not None:
             self.on_error()
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _messages(rows: Any) -> list[Message]:

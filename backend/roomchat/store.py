@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,10 +17,12 @@ __all__ = [
     "Message",
     "StoredBatch",
     "User",
+    "UserRef",
     "UsernameTakenError",
     "add_messages",
     "add_messages_to_rooms",
     "create_user",
+    "delete_user",
     "find_users",
     "get_user",
     "latest_message_id",
@@ -42,6 +45,15 @@ class StoredBatch(NamedTuple):
 
     previous_id: int
     messages: list[Message]
+
+
+class UserRef(NamedTuple):
+    """A registered user as the token check needs it: tokens issued before ``created_at``
+    belonged to an earlier account of the same name."""
+
+    id: int
+    username: str
+    created_at: datetime
 
 
 class UsernameTakenError(Exception):
@@ -67,13 +79,24 @@ async def get_user(session: AsyncSession, *, username: str) -> User | None:
     return (await session.execute(statement)).scalar_one_or_none()
 
 
-async def find_users(
-    session: AsyncSession, *, usernames: Sequence[str]
-) -> dict[str, tuple[int, str]]:
-    """``{lowercased name: (id, name as registered)}`` for those of ``usernames`` that exist."""
+async def delete_user(session: AsyncSession, *, username: str) -> bool:
+    """Delete a user (by name, ignoring case); their messages stay, without ``user_id``."""
+    statement = delete(User).where(func.lower(User.username) == username.lower())
+    result = await session.execute(statement)
+    await session.commit()
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def find_users(session: AsyncSession, *, usernames: Sequence[str]) -> dict[str, UserRef]:
+    """``{lowercased name: UserRef}`` for those of ``usernames`` that exist."""
     wanted = sorted({name.lower() for name in usernames})
-    statement = select(User.id, User.username).where(func.lower(User.username).in_(wanted))
-    return {name.lower(): (user_id, name) for user_id, name in await session.execute(statement)}
+    statement = select(User.id, User.username, User.created_at).where(
+        func.lower(User.username).in_(wanted)
+    )
+    return {
+        name.lower(): UserRef(user_id, name, created)
+        for user_id, name, created in await session.execute(statement)
+    }
 
 
 async def add_messages(session: AsyncSession, *, room: str, drafts: Sequence[Draft]) -> StoredBatch:

@@ -1,9 +1,16 @@
-"""Login throttling: failed attempts counted per username and per client address.
+"""Login and registration throttling, counted per username and per client address.
 
-Once either runs out, every attempt gets 429 with ``Retry-After`` (even one with the right
-password, or brute force would simply continue) until the window refills. A registration
-that hits a taken name counts as a failure for the address, so registering cannot be used
-to probe for names faster than logging in can.
+Every login attempt is counted **before** its password is checked: it reserves one
+failure for the username and one for the address, and gets them back only when the
+password was right. So concurrent guesses are throttled exactly like sequential ones
+(checking first and counting after the hash let every attempt in flight through). Once
+either runs out, every attempt gets 429 with ``Retry-After`` (even one with the right
+password, or brute force would simply continue) until the window refills. A
+registration that hits a taken name counts as a failure for the address, so registering
+cannot be used to probe for names faster than logging in can.
+
+Registrations are counted per address too, each attempt before its password is hashed,
+``ROOMCHAT_REGISTRATIONS_PER_ADDRESS`` per hour.
 """
 
 from __future__ import annotations
@@ -14,10 +21,28 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from roomchat.config import Settings
-from roomchat.ratelimit import Clock, KeyedRateLimiter, LocalRateLimiter, SharedRateLimiter
+from roomchat.ratelimit import (
+    Clock,
+    KeyedRateLimiter,
+    LocalRateLimiter,
+    ReservingRateLimiter,
+    SharedRateLimiter,
+)
 
 #: Makes a shared limiter from (name, rate, burst): Redis-backed with several workers.
-LimiterFactory = Callable[[str, float, int], SharedRateLimiter]
+LimiterFactory = Callable[[str, float, int], ReservingRateLimiter]
+
+#: ``ROOMCHAT_REGISTRATIONS_PER_ADDRESS`` counts per this many seconds.
+REGISTRATION_WINDOW_SECONDS = 3600.0
+
+
+def _limiters(clock: Clock, shared: LimiterFactory | None) -> LimiterFactory:
+    def limiter(name: str, rate: float, burst: int) -> ReservingRateLimiter:
+        if shared is not None:
+            return shared(name, rate, burst)
+        return LocalRateLimiter(KeyedRateLimiter(rate=rate, burst=burst, clock=clock))
+
+    return limiter
 
 
 class LoginThrottle:
@@ -33,40 +58,92 @@ class LoginThrottle:
             settings.login_failures_per_user,
             settings.login_failures_per_address,
         )
+        limiter = _limiters(clock, shared)
+        self._users = limiter("login-user", per_user / window, per_user)
+        self._addresses = limiter("login-address", per_address / window, per_address)
 
-        def limiter(name: str, burst: int) -> SharedRateLimiter:
-            if shared is not None:
-                return shared(name, burst / window, burst)
-            return LocalRateLimiter(KeyedRateLimiter(rate=burst / window, burst=burst, clock=clock))
+    async def reserve(self, *, address: str, username: str) -> int:
+        """Count an attempt before its password is checked.
 
-        self._users = limiter("login-user", per_user)
-        self._addresses = limiter("login-address", per_address)
+        0: it may go ahead (and counts as a failure unless ``refund`` follows);
+        otherwise the whole seconds to wait, and nothing was counted.
+        """
+        wait = await self._addresses.acquire(address)
+        if wait:
+            return math.ceil(wait)
+        wait = await self._users.acquire(_user_key(username))
+        if wait:
+            await self._addresses.refund(address)
+            return math.ceil(wait)
+        return 0
+
+    async def refund(self, *, address: str, username: str) -> None:
+        """The reserved attempt was no failure (the right password, or an error of ours)."""
+        await self._users.refund(_user_key(username))
+        await self._addresses.refund(address)
 
     async def retry_after(self, *, address: str, username: str | None = None) -> int:
         """Whole seconds to wait before trying again; 0 when an attempt may go ahead."""
         wait = await self._addresses.retry_after(address)
         if username is not None:
-            wait = max(wait, await self._users.retry_after(username.lower()))
+            wait = max(wait, await self._users.retry_after(_user_key(username)))
         return math.ceil(wait)
 
     async def failed(self, *, address: str, username: str | None = None) -> None:
+        """Count a failure that no reservation paid for (a taken name at registration)."""
         await self._addresses.allow(address)
         if username is not None:
-            await self._users.allow(username.lower())
+            await self._users.allow(_user_key(username))
+
+
+def _user_key(username: str) -> str:
+    """Names are compared ignoring case; none is longer than 32 characters, so a longer
+    guess needs no key of its own (nor a megabyte-long one in Redis)."""
+    return username.lower()[:33]
+
+
+class RegistrationThrottle:
+    """``ROOMCHAT_REGISTRATIONS_PER_ADDRESS`` attempts per hour, each before its hash."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = time.monotonic,
+        shared: LimiterFactory | None = None,
+    ) -> None:
+        burst = settings.registrations_per_address
+        limiter = _limiters(clock, shared)
+        self._addresses = limiter("register-address", burst / REGISTRATION_WINDOW_SECONDS, burst)
+
+    async def reserve(self, *, address: str) -> int:
+        """0 when the attempt may go ahead (and counts); else the whole seconds to wait."""
+        return math.ceil(await self._addresses.acquire(address))
+
+    async def refund(self, *, address: str) -> None:
+        """The attempt failed on our side (the database), not the client's: give it back."""
+        await self._addresses.refund(address)
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """The limits that span requests: HTTP posts per user and login failures."""
+    """The limits that span requests: HTTP posts per user, logins and registrations."""
 
     http_posts: SharedRateLimiter
     login_throttle: LoginThrottle
+    registration_throttle: RegistrationThrottle
     close: Callable[[], Awaitable[None]]
 
 
-def create_limits(settings: Settings) -> Limits:
-    """Counted in Redis when it is configured (every worker counts together), else here."""
+def create_limits(settings: Settings, *, clock: Clock | None = None) -> Limits:
+    """Counted in Redis when it is configured (every worker counts together), else here.
+
+    ``clock`` (seconds, as ``time.monotonic``) drives the login and registration throttles
+    for tests that move time themselves; by default local buckets use ``time.monotonic``
+    and Redis's use Redis's clock.
+    """
     rate, burst = settings.messages_per_second, settings.message_burst
+    local_clock = clock or time.monotonic
     if not settings.redis_url:
 
         async def nothing() -> None:
@@ -74,19 +151,24 @@ def create_limits(settings: Settings) -> Limits:
 
         return Limits(
             LocalRateLimiter(KeyedRateLimiter(rate=rate, burst=burst)),
-            LoginThrottle(settings),
+            LoginThrottle(settings, clock=local_clock),
+            RegistrationThrottle(settings, clock=local_clock),
             nothing,
         )
-    from roomchat.realtime.broker.redis import redis_client
-    from roomchat.redis_ratelimit import RedisRateLimiter
+    from roomchat.redis_ratelimit import RedisRateLimiter, limiter_client
 
-    client = redis_client(settings.redis_url)
+    client = limiter_client(settings.redis_url)
 
-    def shared(name: str, rate: float, burst: int) -> SharedRateLimiter:
+    def shared(name: str, rate: float, burst: int) -> RedisRateLimiter:
         return RedisRateLimiter(
-            client, prefix=settings.redis_prefix, name=name, rate=rate, burst=burst
+            client, prefix=settings.redis_prefix, name=name, rate=rate, burst=burst, clock=clock
         )
 
     return Limits(
-        shared("http-post", rate, burst), LoginThrottle(settings, shared=shared), client.aclose
+        RedisRateLimiter(
+            client, prefix=settings.redis_prefix, name="http-post", rate=rate, burst=burst
+        ),
+        LoginThrottle(settings, clock=local_clock, shared=shared),
+        RegistrationThrottle(settings, clock=local_clock, shared=shared),
+        client.aclose,
     )

@@ -1,18 +1,36 @@
-"""Creating users outside the server: ``roomchat user add``."""
+"""Managing users outside the server: ``roomchat user add`` and ``roomchat user delete``."""
 
 from __future__ import annotations
+
+import logging
+from enum import Enum
 
 from pydantic import ValidationError
 
 from roomchat import store
+from roomchat.account_watch import ACCOUNTS_CHANNEL, deletion_notice
 from roomchat.config import Settings
 from roomchat.db import create_engine, create_session_factory, create_tables
 from roomchat.schemas import RegisterIn
 from roomchat.security import PasswordHasher
 
+log = logging.getLogger(__name__)
+
 
 class InvalidUserError(ValueError):
     """The name or password breaks the rules that registration applies."""
+
+
+class UnknownUserError(LookupError):
+    """No user has that name."""
+
+
+class Announced(Enum):
+    """How the running servers heard of a deletion (see ``account_watch``)."""
+
+    REDIS = "every worker was told through Redis"
+    DATABASE = "the server notices it in the SQLite file"
+    NOT = "the running servers were not told: its tokens work for 30 s more at most"
 
 
 async def add_user(settings: Settings, *, username: str, password: str) -> store.User:
@@ -32,3 +50,30 @@ async def add_user(settings: Settings, *, username: str, password: str) -> store
     finally:
         hasher.close()
         await engine.dispose()
+
+
+async def delete_user(settings: Settings, *, username: str) -> Announced:
+    """Delete the user (their messages stay, with their name), then tell the running
+    servers, which refuse the user's tokens and close their sockets at once."""
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            if not await store.delete_user(session, username=username):
+                raise UnknownUserError(f"no user is called {username!r}")
+        sqlite = engine.dialect.name == "sqlite"
+    finally:
+        await engine.dispose()
+    if not settings.redis_url:
+        return Announced.DATABASE if sqlite else Announced.NOT
+    from roomchat.realtime.broker.redis import REDIS_ERRORS, redis_client, room_channel
+
+    client = redis_client(settings.redis_url)
+    try:
+        channel = room_channel(settings.redis_prefix, ACCOUNTS_CHANNEL)
+        await client.publish(channel, deletion_notice(username))
+    except REDIS_ERRORS as exc:
+        log.warning("could not announce the deletion through Redis: %r", exc)
+        return Announced.NOT
+    finally:
+        await client.aclose()
+    return Announced.REDIS

@@ -11,7 +11,6 @@ from roomchat import accounts
 from roomchat.api.responses import MALFORMED_BODY, NOT_LOGGED_IN, THROTTLED
 from roomchat.deps import CurrentUser, ServicesDep
 from roomchat.schemas import RegisterIn, TokenOut, UserOut
-from roomchat.services import Services
 from roomchat.store import UsernameTakenError
 
 router = APIRouter(prefix="/api", tags=["auth"])
@@ -21,16 +20,13 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def refuse_if_throttled(
-    services: Services, *, address: str, username: str | None = None
-) -> None:
-    wait = await services.login_throttle.retry_after(address=address, username=username)
-    if wait:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            detail="Too many failed attempts; try again later",
-            headers={"Retry-After": str(wait)},
-        )
+FAILED_ATTEMPTS = "Too many failed attempts; try again later"
+
+
+def throttled(wait: int, detail: str = FAILED_ATTEMPTS) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS, detail=detail, headers={"Retry-After": str(wait)}
+    )
 
 
 @router.post(
@@ -42,12 +38,21 @@ async def refuse_if_throttled(
 async def register(body: RegisterIn, request: Request, services: ServicesDep) -> UserOut:
     """Create an account."""
     address = client_address(request)
-    await refuse_if_throttled(services, address=address)
+    wait = await services.login_throttle.retry_after(address=address)
+    if wait:
+        raise throttled(wait)
+    # Counted before the hash, so concurrent registrations count like sequential ones.
+    wait = await services.registration_throttle.reserve(address=address)
+    if wait:
+        raise throttled(wait, "Too many registrations from this address; try again later")
     try:
         user = await accounts.register(services, username=body.username, password=body.password)
     except UsernameTakenError:
         await services.login_throttle.failed(address=address)
         raise HTTPException(status.HTTP_409_CONFLICT, detail="Username is taken") from None
+    except Exception:
+        await services.registration_throttle.refund(address=address)  # our failure
+        raise
     return UserOut(id=user.id, username=user.username)
 
 
@@ -66,19 +71,26 @@ async def token(
     services: ServicesDep,
 ) -> TokenOut:
     """Log in with the OAuth2 password grant; returns a bearer access token."""
-    address = client_address(request)
-    await refuse_if_throttled(services, address=address, username=form.username)
+    address, username = client_address(request), form.username
+    # The attempt counts as a failure before the password is checked, and is given back
+    # if it was right: concurrent guesses are throttled like sequential ones.
+    wait = await services.login_throttle.reserve(address=address, username=username)
+    if wait:
+        raise throttled(wait)
     try:
         access_token, expires_in = await accounts.login(
-            services, username=form.username, password=form.password
+            services, username=username, password=form.password
         )
     except accounts.LoginFailedError:
-        await services.login_throttle.failed(address=address, username=form.username)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="Incorrect username or password",
             headers={"WWW-Authenticate": "Bearer"},
         ) from None
+    except Exception:
+        await services.login_throttle.refund(address=address, username=username)
+        raise  # our failure (the database), not a wrong guess
+    await services.login_throttle.refund(address=address, username=username)
     return TokenOut(access_token=access_token, expires_in=expires_in)
 
 

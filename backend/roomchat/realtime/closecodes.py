@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 NORMAL = 1000
 GOING_AWAY = 1001  # the server is shutting down: reconnect with since=
-POLICY_VIOLATION = 1008  # the token expired during the session, or repeated abuse
+POLICY_VIOLATION = 1008  # the token expired or the account was deleted, or repeated abuse
 MESSAGE_TOO_BIG = 1009  # a frame over ROOMCHAT_MAX_FRAME_BYTES
 INTERNAL_ERROR = 1011
 SERVICE_RESTART = 1012  # uvicorn's own code when it restarts: reconnect with since=
@@ -21,6 +21,7 @@ class Close(NamedTuple):
 
 
 TOKEN_EXPIRED = Close(POLICY_VIOLATION, "token expired")
+SESSION_ENDED = Close(POLICY_VIOLATION, "session ended")  # the account was deleted
 ABUSE = Close(POLICY_VIOLATION, "too many messages: slow down")
 FRAME_TOO_BIG = Close(MESSAGE_TOO_BIG, "frame too large")
 SERVER_ERROR = Close(INTERNAL_ERROR, "server error")

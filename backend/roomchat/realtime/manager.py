@@ -232,6 +232,23 @@ class RoomManager:
         """Store and publish a message; return it once stored and handed over."""
         return await self._writer.submit(room, draft)
 
+    # -- accounts (account_watch.py) ---------------------------------------------------
+
+    def local_users(self) -> set[str]:
+        """The users with a socket in this process."""
+        return {c.user for connections in self._local.values() for c in connections}
+
+    def end_user(self, user: str, close: closecodes.Close) -> int:
+        """End every socket of ``user`` (any case) in this process as ``close`` says: a
+        deleted account's. Returns how many there were."""
+        key, ended = user.lower(), 0
+        for connections in self._local.values():
+            for connection in connections:
+                if connection.user.lower() == key:
+                    connection.end(close)
+                    ended += 1
+        return ended
+
     async def close(self) -> None:
         """Close every socket as the server goes away, and stop the listeners."""
         for connections in self._local.values():
