@@ -109,3 +109,16 @@ async def test_openapi_offers_the_password_flow_for_the_authorize_button(
     schema = (await client.get("/openapi.json")).json()
     flows = schema["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]
     assert flows["password"]["tokenUrl"] == "/api/auth/token"
+
+
+@pytest.mark.parametrize("length", [257, 5000, 100_000])
+async def test_a_password_longer_than_any_account_may_have_is_a_401(
+    client: httpx.AsyncClient, length: int
+) -> None:
+    """passlib refuses passwords over 4 KiB with an exception; that was a 500."""
+    await register(client, "alice")
+    response = await client.post(
+        "/api/auth/token", data={"username": "alice", "password": "x" * length}
+    )
+    assert response.status_code == 401, response.text
+    assert response.json() == {"detail": "Incorrect username or password"}

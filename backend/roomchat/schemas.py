@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from roomchat.security import MAX_PASSWORD_CHARS
+
 USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]{3,32}$"
 ROOM_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 
@@ -21,7 +23,7 @@ _BLANK_CLASS = "".join(f"\\u{ord(ch):04x}" for ch in BLANK_CHARACTERS)
 MESSAGE_TEXT_PATTERN = rf"^[^\x00]*[^{_BLANK_CLASS}\x00][^\x00]*$"
 
 Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=MAX_PASSWORD_CHARS)]
 
 
 class RegisterIn(BaseModel):

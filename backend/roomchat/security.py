@@ -23,6 +23,8 @@ from jose.backends.base import Key
 from passlib.context import CryptContext
 
 ALGORITHM = "HS256"
+#: The longest password an account may have (registration refuses longer ones).
+MAX_PASSWORD_CHARS = 256
 IAT_LEEWAY_SECONDS = 30
 #: ``ROOMCHAT_MAX_TOKEN_LIFETIME``'s default.
 MAX_TOKEN_LIFETIME = timedelta(hours=24)
@@ -83,9 +85,14 @@ class PasswordHasher:
         return str(await self._run(Priority.REGISTRATION, _passwords.hash, password))
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
-        """Verify; with no hash (unknown user) spend the same time and return False."""
-        if password_hash is None:
-            await self._run(Priority.LOGIN, _passwords.verify, password, self._dummy_hash)
+        """Verify; with no hash (unknown user) spend the same time and return False.
+
+        A password longer than any account may have cannot match: it is checked against
+        the dummy hash, the same work as any wrong password (passlib refuses one over
+        4 KiB with an exception, which would otherwise answer 500).
+        """
+        if password_hash is None or len(password) > MAX_PASSWORD_CHARS:
+            await self._run(Priority.LOGIN, _passwords.verify, "-", self._dummy_hash)
             return False
         return bool(await self._run(Priority.LOGIN, _passwords.verify, password, password_hash))
 
