@@ -64,7 +64,7 @@ async def test_a_few_bad_frames_and_typing_at_typing_speed_are_not_abuse(
     [
         pytest.param(json.dumps({"type": "x" * 60_000}), id="type"),
         pytest.param(json.dumps({"type": "message", "text": "hi", "k" * 60_000: 1}), id="field"),
-        pytest.param(json.dumps({"type": "typing", **{f"f{n}": 1 for n in range(5000)}}), id="fields"),
+        pytest.param(json.dumps({"type": "typing", **dict.fromkeys(range(5000), 1)}), id="fields"),
     ],
 )
 async def test_an_error_frame_echoes_only_a_short_excerpt(live: LiveServer, frame: str) -> None:

@@ -96,3 +96,22 @@ async def test_a_deleted_users_token_is_refused_on_sockets_and_http(live: LiveSe
     async with httpx.AsyncClient(base_url=live.http_url) as client:
         me = await client.get("/api/users/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 401
+
+
+async def test_since_beyond_the_rooms_newest_id_is_refused_with_422(live: LiveServer) -> None:
+    token = await live_token(live, "alice")
+    auth = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=live.http_url, headers=auth) as client:
+        ids = []
+        for room in ("a", "a", "b"):  # ids are global: b's message takes the next one
+            response = await client.post(f"/api/rooms/{room}/messages", json={"text": "hi"})
+            ids.append(response.json()["id"])
+    newest_in_a, newest_in_b = ids[1], ids[2]
+    assert await refused_status(room_url(live.ws_url, "a", token, since=newest_in_b)) == 422
+    assert await refused_status(room_url(live.ws_url, "empty", token, since=1)) == 422
+    async with await open_socket(room_url(live.ws_url, "a", token, since=newest_in_a)) as ws:
+        assert (await recv(ws))["messages"] == []
+    async with await open_socket(room_url(live.ws_url, "empty", token, since=0)) as ws:
+        assert (await recv(ws))["messages"] == []
+    async with await open_socket(room_url(live.ws_url, "a", token, since=ids[0])) as ws:
+        assert [m["id"] for m in (await recv(ws))["messages"]] == [newest_in_a]

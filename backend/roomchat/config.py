@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(default=60, ge=1)
     allowed_origins: Annotated[list[str], NoDecode] = []
     history_limit: int = Field(default=50, ge=0, le=1000)
+    recovery_limit: int = Field(default=1000, ge=1, le=100_000)
     max_message_chars: int = Field(default=4000, ge=1)
     messages_per_second: float = Field(default=5, gt=0)
     message_burst: int = Field(default=20, ge=1)

@@ -24,7 +24,6 @@ __all__ = [
     "get_user",
     "latest_message_id",
     "list_messages",
-    "list_messages_after",
     "rooms_with_messages",
 ]
 
@@ -152,13 +151,6 @@ async def list_messages(
         return list((await session.execute(statement)).scalars())
     statement = statement.order_by(Message.id.desc()).limit(limit)
     return list(reversed((await session.execute(statement)).scalars().all()))
-
-
-async def list_messages_after(session: AsyncSession, *, room: str, after: int) -> list[Message]:
-    """Every message of a room after ``after``, oldest first: recovery after a reconnect."""
-    after = min(after, MAX_MESSAGE_ID)
-    statement = select(Message).where(Message.room == room, Message.id > after).order_by(Message.id)
-    return list((await session.execute(statement)).scalars())
 
 
 async def rooms_with_messages(session: AsyncSession) -> list[str]:

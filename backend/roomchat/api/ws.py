@@ -40,15 +40,20 @@ async def room_socket(websocket: WebSocket) -> None:
     await websocket.accept()
 
     # 2. Join: from here on, the room's events queue up for this socket.
-    user = admission.principal.username
-    budget = services.settings.send_queue_bytes
-    connection = Connection(user=user, room=room, queue_bytes=budget)
+    user, settings = admission.principal.username, services.settings
+    connection = Connection(user=user, room=room, queue_bytes=settings.send_queue_bytes)
     async with services.rooms.join(connection):
-        # 3. Replay history (the last messages, or all after since=), then presence.
-        limit, since = services.settings.history_limit, admission.since
-        history = await services.rooms.history(room, since=since, limit=limit)
-        replayed_up_to = history[-1].id if history else (since or 0)
-        await send_first(websocket, events.history_event(room, history))
+        # 3. Replay history (the last messages, or the first after since=), then presence.
+        replay = await services.rooms.replay(
+            room,
+            since=admission.since,
+            limit=settings.history_limit if admission.since is None else settings.recovery_limit,
+            max_chars=settings.send_queue_bytes,  # a frame no bigger than the socket's budget
+        )
+        history = events.history_event(
+            room, replay.messages, latest=replay.latest, more=replay.more
+        )
+        await send_first(websocket, history)
         members = await services.rooms.members_for_socket(room)
         await send_first(websocket, events.presence_event(room, members))
 
@@ -59,8 +64,8 @@ async def room_socket(websocket: WebSocket) -> None:
             connection=connection,
             principal=admission.principal,
             rooms=services.rooms,
-            settings=services.settings,
-            replayed_up_to=replayed_up_to,
+            settings=settings,
+            replayed_up_to=replay.latest,
         ).run()
 
     # 5. Out of the room (the others see it leave at once), then close if the server ends it.

@@ -40,6 +40,20 @@ log = logging.getLogger(__name__)
 CATCH_UP_LIMIT = 1000
 
 
+#: Messages a history replay reads from the store at a time.
+REPLAY_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A joining socket's history frame: its messages, encoded, and where live events
+    take over (``latest``); ``more``: recovery left out messages up to ``latest``."""
+
+    messages: list[str]
+    latest: int
+    more: bool
+
+
 @dataclass(eq=False)
 class _Cursor:
     """The newest message id a room's listener has delivered."""
@@ -180,21 +194,79 @@ class RoomManager:
     async def members(self, room: str) -> list[str]:
         return await self._presence.members(room)
 
-    async def history(self, room: str, *, since: int | None, limit: int) -> list[Message]:
-        """For a joining socket (already attached): the last ``limit`` messages, or every
-        message after ``since``.
+    async def has_issued(self, room: str, message_id: int) -> bool:
+        """Whether the room's newest message id is at least ``message_id`` (a ``since``
+        beyond it would mute the socket): the listener's cursor says so without a query."""
+        cursor = self._cursors.get(room)
+        if cursor is not None and cursor.last >= message_id:
+            return True
+        return await self._store.latest_message_id(room=room) >= message_id
 
-        The room's listener knows the newest message it has delivered; when that says
-        there is nothing to replay (an empty room, or a client already up to date), the
-        store is not asked. Anything newer is on its way to the socket's outbox anyway.
+    async def replay(self, room: str, *, since: int | None, limit: int, max_chars: int) -> Replay:
+        """For a joining socket (already attached): its history frame's messages.
+
+        The last ``limit`` messages, or with ``since`` the first ``limit`` after it; in
+        either case no more than about ``max_chars`` of JSON (always at least one
+        message). They are read a page at a time and each is encoded once, so a big room
+        is never in memory whole.
+
+        ``latest`` is the newest message the socket knows of: the room listener's cursor,
+        or the newest replayed if the store is ahead of it. Anything newer is on its way
+        to the socket's outbox; when the listener says there is nothing to replay (an
+        empty room, a client up to date), the store is not asked.
         """
         cursor = self._cursors.get(room)
-        newest = cursor.last if cursor is not None else None
-        if newest is not None and (newest <= since if since is not None else newest == 0):
-            return []
+        known = cursor.last if cursor else await self._store.latest_message_id(room=room)
+        if known <= (since if since is not None else 0):
+            return Replay([], max(known, since or 0), more=False)
         if since is None:
-            return await self._store.list_messages(room=room, limit=limit)
-        return await self._store.list_messages_after(room=room, after=since)
+            messages, last = await self._newest(room, limit=limit, max_chars=max_chars)
+            return Replay(messages, max(known, last), more=False)
+        messages, last, stopped_short = await self._after(
+            room, since, limit=limit, max_chars=max_chars
+        )
+        latest = max(known, last)
+        return Replay(messages, latest, more=stopped_short and last < latest)
+
+    async def _newest(self, room: str, *, limit: int, max_chars: int) -> tuple[list[str], int]:
+        """The room's last messages, encoded, oldest first; and the newest id (0: none)."""
+        newest_first: list[str] = []
+        size, before, newest = 0, None, 0
+        while len(newest_first) < limit:
+            wanted = min(REPLAY_PAGE, limit - len(newest_first))
+            page = await self._store.list_messages(room=room, limit=wanted, before=before)
+            if page and not newest:
+                newest = page[-1].id
+            for message in reversed(page):
+                encoded = events.message_json(message)
+                if newest_first and size + len(encoded) > max_chars:
+                    return newest_first[::-1], newest
+                newest_first.append(encoded)
+                size += len(encoded)
+            if len(page) < wanted:
+                break
+            before = page[0].id
+        return newest_first[::-1], newest
+
+    async def _after(
+        self, room: str, since: int, *, limit: int, max_chars: int
+    ) -> tuple[list[str], int, bool]:
+        """The first messages after ``since``, encoded; the last id among them (or
+        ``since``); and whether messages after that were left out."""
+        messages: list[str] = []
+        size, last = 0, since
+        while True:
+            wanted = min(REPLAY_PAGE, limit - len(messages) + 1)  # one more: is there more?
+            page = await self._store.list_messages(room=room, limit=wanted, after=last)
+            for message in page:
+                encoded = events.message_json(message)
+                if len(messages) == limit or (messages and size + len(encoded) > max_chars):
+                    return messages, last, True
+                messages.append(encoded)
+                size += len(encoded)
+                last = message.id
+            if len(page) < wanted:
+                return messages, last, False
 
     async def members_for_socket(self, room: str) -> list[str]:
         """For a joining socket's presence frame: everyone, or, while the backend is away,
