@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=4000, ge=1)
     messages_per_second: float = Field(default=5, gt=0)
     message_burst: int = Field(default=20, ge=1)
+    max_sockets_per_user: int = Field(default=20, ge=1)
+    rooms_per_user: int = Field(default=100, ge=1)
     max_frame_bytes: int = Field(default=65536, ge=256)
     send_queue_bytes: int = Field(default=1_048_576, ge=1024)
     password_hash_concurrency: int = Field(default=2, ge=1)

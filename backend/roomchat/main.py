@@ -27,6 +27,7 @@ from roomchat.security import PasswordHasher, load_or_create_secret_key
 from roomchat.services import Services
 from roomchat.sqlite_store import SQLiteStore
 from roomchat.throttle import create_limits
+from roomchat.user_limits import create_user_limits
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hasher = PasswordHasher(concurrency=settings.password_hash_concurrency)
         broker, presence = create_backend(settings)
         limits = create_limits(settings)
+        user_limits = create_user_limits(settings)
         room_manager = RoomManager(broker=broker, presence=presence, store=message_store)
         if isinstance(message_store, SQLiteStore):
             failed = room_manager.metrics.backend_errors.labels("checkpoint")
@@ -60,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             hasher=hasher,
             known_users=KnownUsers(message_store),
             rooms=room_manager,
-            http_posts=limits.http_posts,
+            user_limits=user_limits,
             login_throttle=limits.login_throttle,
         )
         settle_garbage_collector()
@@ -71,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await broker.close()
             await presence.close()
             await limits.close()
+            await user_limits.close()
             hasher.close()
             await message_store.close()
             await engine.dispose()

@@ -75,7 +75,7 @@ async def post_message(
     if isinstance(checked, FrameError):
         error = {"type": checked.code, "loc": ("body", "text"), "msg": checked.detail}
         raise RequestValidationError([{**error, "input": body.text}])
-    if not await services.http_posts.allow(user.username):
+    if not await services.user_limits.messages.allow(user.user_id):
         services.rooms.metrics.rate_limited.labels("http").inc()
         retry_after = str(max(1, round(1 / services.settings.messages_per_second)))
         raise HTTPException(429, detail="too many messages", headers={"Retry-After": retry_after})

@@ -64,6 +64,7 @@ async def room_socket(websocket: WebSocket) -> None:
             connection=connection,
             principal=admission.principal,
             rooms=services.rooms,
+            messages=services.user_limits.messages,
             settings=settings,
             replayed_up_to=replay.latest,
         ).run()

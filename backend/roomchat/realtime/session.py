@@ -21,7 +21,6 @@ from roomchat import store
 from roomchat.accounts import Principal
 from roomchat.config import Settings
 from roomchat.models import Message
-from roomchat.ratelimit import TokenBucket
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.connection import Connection, Outgoing
 from roomchat.realtime.frames import ChatMessage, FrameError, Typing, parse_frame
@@ -29,6 +28,7 @@ from roomchat.realtime.manager import RoomManager
 from roomchat.realtime.strikes import Strikes
 from roomchat.realtime.uvicorn_protocol import frame_sink
 from roomchat.realtime.writer import StoreUnavailableError
+from roomchat.user_limits import MessageRate
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class SocketSession:
         connection: Connection,
         principal: Principal,
         rooms: RoomManager,
+        messages: MessageRate,
         settings: Settings,
         replayed_up_to: int,
     ) -> None:
@@ -57,9 +58,8 @@ class SocketSession:
         self._rooms = rooms
         self._settings = settings
         self._replayed_up_to = replayed_up_to
-        rate, burst = settings.messages_per_second, settings.message_burst
-        self._messages = TokenBucket(rate=rate, burst=burst)
-        self._strikes = Strikes(rate=rate, burst=burst)  # frames that do nothing: abuse
+        self._messages = messages  # the user's, shared by their sockets and HTTP posts
+        self._strikes = Strikes(rate=settings.messages_per_second, burst=settings.message_burst)
         self._in_flight: set[asyncio.Future[Message]] = set()
 
     async def run(self) -> closecodes.Close | None:
@@ -124,7 +124,7 @@ class SocketSession:
             if announce:
                 await self._rooms.typing(self._connection.room, self._principal.username)
             return not tolerated
-        if not self._messages.take():
+        if not await self._messages.allow(self._principal.user_id):
             self._rooms.metrics.rate_limited.labels("socket").inc()
             return self._refuse("rate_limited", "slow down: too many messages")
         await self._post(frame)
