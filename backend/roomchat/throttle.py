@@ -57,26 +57,20 @@ class LoginThrottle:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """The limits that span requests: HTTP posts per user and login failures."""
+    """The limits that span requests: login failures (messages: ``user_limits``)."""
 
-    http_posts: SharedRateLimiter
     login_throttle: LoginThrottle
     close: Callable[[], Awaitable[None]]
 
 
 def create_limits(settings: Settings) -> Limits:
     """Counted in Redis when it is configured (every worker counts together), else here."""
-    rate, burst = settings.messages_per_second, settings.message_burst
     if not settings.redis_url:
 
         async def nothing() -> None:
             return None
 
-        return Limits(
-            LocalRateLimiter(KeyedRateLimiter(rate=rate, burst=burst)),
-            LoginThrottle(settings),
-            nothing,
-        )
+        return Limits(LoginThrottle(settings), nothing)
     from roomchat.realtime.broker.redis import redis_client
     from roomchat.redis_ratelimit import RedisRateLimiter
 
@@ -87,6 +81,4 @@ def create_limits(settings: Settings) -> Limits:
             client, prefix=settings.redis_prefix, name=name, rate=rate, burst=burst
         )
 
-    return Limits(
-        shared("http-post", rate, burst), LoginThrottle(settings, shared=shared), client.aclose
-    )
+    return Limits(LoginThrottle(settings, shared=shared), client.aclose)
