@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_prefix: str = Field(default="roomchat", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     presence_ttl_seconds: float = Field(default=15.0, ge=0.5, le=300)
+    presence_linger_seconds: float = Field(default=2.0, ge=0, le=60)
     access_token_minutes: int = Field(default=60, ge=1)
     allowed_origins: Annotated[list[str], NoDecode] = []
     history_limit: int = Field(default=50, ge=0, le=1000)

@@ -50,7 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         broker, presence = create_backend(settings)
         limits = create_limits(settings)
         user_limits = create_user_limits(settings)
-        room_manager = RoomManager(broker=broker, presence=presence, store=message_store)
+        room_manager = RoomManager(
+            broker=broker,
+            presence=presence,
+            store=message_store,
+            linger=settings.presence_linger_seconds,
+        )
         if isinstance(message_store, SQLiteStore):
             failed = room_manager.metrics.backend_errors.labels("checkpoint")
             message_store.checkpointer.on_error = failed.inc

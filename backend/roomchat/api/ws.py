@@ -18,7 +18,7 @@ from starlette.websockets import WebSocket
 
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.connection import Connection
-from roomchat.realtime.handshake import HandshakeRefusedError, admit
+from roomchat.realtime.handshake import Admission, HandshakeRefusedError, admit
 from roomchat.realtime.session import SocketSession, close_socket
 from roomchat.realtime.uvicorn_protocol import frame_sink, text_frame
 from roomchat.services import Services
@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 async def room_socket(websocket: WebSocket) -> None:
     room: str = websocket.path_params["room"]
     services: Services = websocket.state.services
-    # 1. Check the room, origin and token before accepting: refusals are HTTP answers.
+    # 1. Check the room, origin, token and since, and claim one of the user's sockets,
+    #    before accepting: refusals are HTTP answers.
     try:
         admission = await admit(websocket, room, services)
     except HandshakeRefusedError as refusal:
@@ -37,6 +38,14 @@ async def room_socket(websocket: WebSocket) -> None:
         log.info("handshake refused", extra={"status": refusal.status_code, "room": room})
         await refuse(websocket, refusal)
         return
+    try:
+        await serve(websocket, room, admission, services)
+    finally:
+        await services.rooms.release_socket(admission.principal.username)
+
+
+async def serve(websocket: WebSocket, room: str, admission: Admission, services: Services) -> None:
+    """An admitted socket, from accept to close."""
     await websocket.accept()
 
     # 2. Join: from here on, the room's events queue up for this socket.
@@ -69,7 +78,8 @@ async def room_socket(websocket: WebSocket) -> None:
             replayed_up_to=replay.latest,
         ).run()
 
-    # 5. Out of the room (the others see it leave at once), then close if the server ends it.
+    # 5. Out of the room (its leave follows unless it is back soon), then close if the server
+    #    ends it; the claim on one of the user's sockets is released after that.
     if close is not None:
         services.rooms.metrics.closed(close.code)
         log.info("closing socket", extra={"code": close.code, "room": room, "user": user})

@@ -32,7 +32,7 @@ class HandshakeRefusedError(Exception):
 
 
 async def admit(websocket: WebSocket, room: str, services: Services) -> Admission:
-    """Return who may join, or raise ``HandshakeRefusedError`` (422, 403, 401).
+    """Return who may join, or raise ``HandshakeRefusedError`` (422, 403, 401, 429).
 
     A ``since`` beyond the room's newest id is refused: the socket would drop every live
     message up to it (ids are global across rooms, so another room's id does this).
@@ -48,6 +48,10 @@ async def admit(websocket: WebSocket, room: str, services: Services) -> Admissio
         raise HandshakeRefusedError(401, "missing, invalid or expired token") from None
     if since is not None and not await services.rooms.has_issued(room, since):
         raise HandshakeRefusedError(422, "since is beyond the room's newest message id")
+    # Last: a claim is released by whoever admitted the socket, once it closes.
+    limit = services.settings.max_sockets_per_user
+    if not await services.rooms.claim_socket(principal.username, limit):
+        raise HandshakeRefusedError(429, f"at most {limit} sockets per user")
     return Admission(principal=principal, since=since)
 
 

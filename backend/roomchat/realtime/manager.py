@@ -54,6 +54,14 @@ class Replay:
     more: bool
 
 
+@dataclass(frozen=True, slots=True)
+class _Lingering:
+    """The presence of a user's last socket in a room here, kept until ``task`` ends it."""
+
+    connection_id: str
+    task: asyncio.Task[None]
+
+
 @dataclass(eq=False)
 class _Cursor:
     """The newest message id a room's listener has delivered."""
@@ -69,6 +77,7 @@ class RoomManager:
         presence: Presence,
         store: MessageStore,
         metrics: Metrics | None = None,
+        linger: float = 0.0,
     ) -> None:
         self.metrics = metrics or Metrics()
         self.metrics.watch(self.local_counts)
@@ -79,23 +88,66 @@ class RoomManager:
         self._listeners: dict[str, asyncio.Task[None]] = {}
         self._cursors: dict[str, _Cursor] = {}
         self._membership = KeyedLock()
+        self._linger = linger
+        #: (room, user) -> the presence a user's last socket here left, kept a moment
+        self._lingering: dict[tuple[str, str], _Lingering] = {}
+        self._leaving: set[asyncio.Task[None]] = set()
         self._writer = MessageWriter(broker=broker, store=store, metrics=self.metrics)
 
     # -- membership -------------------------------------------------------------------
 
+    async def claim_socket(self, user: str, limit: int) -> bool:
+        """Count a socket of ``user`` about to open; False when they already have ``limit``
+        (on every worker). Each claim is released with ``release_socket``."""
+        return await self._presence.claim_socket(user, limit)
+
+    async def release_socket(self, user: str) -> None:
+        await self._presence.release_socket(user)
+
     @asynccontextmanager
     async def join(self, connection: Connection) -> AsyncIterator[None]:
-        """Membership for the duration of the block: events flow into the queue from entry."""
+        """Membership for the duration of the block: events flow into the queue from entry.
+
+        A user's ``leave`` waits ``linger`` seconds after their last socket here closes,
+        and does not come at all if they are back by then (on any worker): a user who
+        reconnects, reloads the page, or opens and closes sockets in a loop, is not
+        announced to every member each time. Their presence stays for that moment, so
+        ``members`` and the events agree.
+        """
         room, user = connection.room, connection.user
         await self._attach(connection)
         try:
-            if await self._presence.add(room, user, connection.id):
+            first = await self._presence.add(room, user, connection.id)
+            lingering = self._lingering.pop((room, user), None)
+            if lingering is not None:  # back in time: the presence it left goes quietly
+                lingering.task.cancel()
+                await self._presence.remove(room, user, lingering.connection_id)
+            if first:
                 await self._announce(room, events.join_event(room, user))
             yield
         finally:
             await self._detach(connection)
-            if await self._presence.remove(room, user, connection.id):
-                await self._announce(room, events.leave_event(room, user))
+            await self._leave(connection)
+
+    async def _leave(self, connection: Connection) -> None:
+        room, user = connection.room, connection.user
+        others_here = any(c.user == user for c in self._local.get(room, ()))
+        if self._linger > 0 and not others_here and (room, user) not in self._lingering:
+            task = asyncio.create_task(self._linger_then_leave(room, user, connection.id))
+            self._lingering[(room, user)] = _Lingering(connection.id, task)
+            self._leaving.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self._leaving.discard)
+        elif await self._presence.remove(room, user, connection.id):
+            await self._announce(room, events.leave_event(room, user))
+
+    async def _linger_then_leave(self, room: str, user: str, connection_id: str) -> None:
+        await asyncio.sleep(self._linger)
+        lingering = self._lingering.get((room, user))
+        if lingering is None or lingering.connection_id != connection_id:
+            return
+        del self._lingering[(room, user)]
+        if await self._presence.remove(room, user, connection_id):
+            await self._announce(room, events.leave_event(room, user))
 
     async def _attach(self, connection: Connection) -> None:
         room = connection.room
@@ -305,10 +357,14 @@ class RoomManager:
         return await self._writer.submit(room, draft)
 
     async def close(self) -> None:
-        """Close every socket as the server goes away, and stop the listeners."""
+        """Close every socket as the server goes away, and stop the listeners (lingering
+        presence goes with the presence backend, which announces what it removes)."""
         for connections in self._local.values():
             for connection in connections:
                 connection.drop(closecodes.GOING_AWAY)
+        for task in self._leaving:
+            task.cancel()
+        self._lingering.clear()
         await self._writer.close()
         listeners = list(self._listeners.values())
         for listener in listeners:
