@@ -74,6 +74,9 @@ async def test_http_calls(live: LiveServer) -> None:
         after = [m.text async for m in client.iter_messages("lobby", after=posted[0].id, page=2)]
         assert after == ["m1", "m2", "m3", "m4"]
         assert [(r.name, r.members) for r in await client.rooms()] == [("lobby", 0)]
+        await client.post("attic", "up here")
+        assert [r.name for r in await client.rooms(limit=1, after="attic")] == ["lobby"]
+        assert [r.name async for r in client.iter_rooms(page=1)] == ["attic", "lobby"]
         async with client.room("lobby") as room:
             assert (await next_of(room, Presence)) == Presence("lobby", ("alice",))
             assert await client.members("lobby") == ["alice"]

@@ -153,6 +153,15 @@ async def list_messages(
     return list(reversed((await session.execute(statement)).scalars().all()))
 
 
-async def rooms_with_messages(session: AsyncSession) -> list[str]:
-    statement = select(Message.room).distinct().order_by(Message.room)
+async def rooms_with_messages(
+    session: AsyncSession, *, limit: int, after: str | None = None
+) -> list[str]:
+    """The first ``limit`` names of rooms with messages, after ``after``, in byte order
+    (Python's ``sorted``: PostgreSQL is told ``COLLATE "C"``, SQLite's default is binary)."""
+    room = Message.room
+    if session.get_bind().dialect.name == "postgresql":
+        room = room.collate("C")  # type: ignore[assignment]
+    statement = select(room).distinct().order_by(room).limit(limit)
+    if after is not None:
+        statement = statement.where(room > after)
     return list((await session.execute(statement)).scalars())

@@ -48,6 +48,10 @@ async def admit(websocket: WebSocket, room: str, services: Services) -> Admissio
         raise HandshakeRefusedError(401, "missing, invalid or expired token") from None
     if since is not None and not await services.rooms.has_issued(room, since):
         raise HandshakeRefusedError(422, "since is beyond the room's newest message id")
+    if await services.rooms.is_new(room):
+        quota = services.settings.rooms_per_user
+        if not await services.user_limits.new_rooms.allow(str(principal.user_id)):
+            raise HandshakeRefusedError(429, f"at most {quota} new rooms an hour")
     # Last: a claim is released by whoever admitted the socket, once it closes.
     limit = services.settings.max_sockets_per_user
     if not await services.rooms.claim_socket(principal.username, limit):

@@ -17,6 +17,7 @@ reconnect with ``since=`` stays exact.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -245,6 +246,17 @@ class RoomManager:
 
     async def members(self, room: str) -> list[str]:
         return await self._presence.members(room)
+
+    async def is_new(self, room: str) -> bool:
+        """No messages and no members: a join or a post now creates the room. Asked in
+        order of cost (this worker's sockets, presence, the store); while presence cannot
+        be read, a room with no messages counts as new."""
+        if self._local.get(room):
+            return False
+        with contextlib.suppress(BrokerUnavailableError):
+            if await self._presence.members(room):
+                return False
+        return await self._store.latest_message_id(room=room) == 0
 
     async def has_issued(self, room: str, message_id: int) -> bool:
         """Whether the room's newest message id is at least ``message_id`` (a ``since``
