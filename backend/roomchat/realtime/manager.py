@@ -93,6 +93,7 @@ class RoomManager:
         #: (room, user) -> the presence a user's last socket here left, kept a moment
         self._lingering: dict[tuple[str, str], _Lingering] = {}
         self._leaving: set[asyncio.Task[None]] = set()
+        self._newest_lookups: dict[str, asyncio.Future[int]] = {}
         self._writer = MessageWriter(broker=broker, store=store, metrics=self.metrics)
 
     # -- membership -------------------------------------------------------------------
@@ -256,7 +257,7 @@ class RoomManager:
         with contextlib.suppress(BrokerUnavailableError):
             if await self._presence.members(room):
                 return False
-        return await self._store.latest_message_id(room=room) == 0
+        return await self._newest_stored(room) == 0
 
     async def has_issued(self, room: str, message_id: int) -> bool:
         """Whether the room's newest message id is at least ``message_id`` (a ``since``
@@ -264,7 +265,18 @@ class RoomManager:
         cursor = self._cursors.get(room)
         if cursor is not None and cursor.last >= message_id:
             return True
-        return await self._store.latest_message_id(room=room) >= message_id
+        return await self._newest_stored(room) >= message_id
+
+    async def _newest_stored(self, room: str) -> int:
+        """The store's newest id for the room, for handshakes: those that ask at once (the
+        first sockets of a room, all connecting together) wait on one query."""
+        lookup = self._newest_lookups.get(room)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._store.latest_message_id(room=room))
+            self._newest_lookups[room] = lookup
+            lookup.add_done_callback(lambda _: self._newest_lookups.pop(room, None))
+        # Shielded: a handshake given up on must not cancel the others' answer.
+        return await asyncio.shield(lookup)
 
     async def replay(self, room: str, *, since: int | None, limit: int, max_chars: int) -> Replay:
         """For a joining socket (already attached): its history frame's messages.
