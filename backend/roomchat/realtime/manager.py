@@ -94,6 +94,7 @@ class RoomManager:
         self._lingering: dict[tuple[str, str], _Lingering] = {}
         self._leaving: set[asyncio.Task[None]] = set()
         self._newest_lookups: dict[str, asyncio.Future[int]] = {}
+        self._closing = False
         self._writer = MessageWriter(broker=broker, store=store, metrics=self.metrics)
 
     # -- membership -------------------------------------------------------------------
@@ -134,7 +135,8 @@ class RoomManager:
     async def _leave(self, connection: Connection) -> None:
         room, user = connection.room, connection.user
         others_here = any(c.user == user for c in self._local.get(room, ()))
-        if self._linger > 0 and not others_here and (room, user) not in self._lingering:
+        linger = self._linger > 0 and not self._closing
+        if linger and not others_here and (room, user) not in self._lingering:
             task = asyncio.create_task(self._linger_then_leave(room, user, connection.id))
             self._lingering[(room, user)] = _Lingering(connection.id, task)
             self._leaving.add(task)  # held until done: the loop keeps only weak references
@@ -265,7 +267,10 @@ class RoomManager:
         cursor = self._cursors.get(room)
         if cursor is not None and cursor.last >= message_id:
             return True
-        return await self._newest_stored(room) >= message_id
+        if await self._newest_stored(room) >= message_id:
+            return True
+        # A shared answer may predate the message; a refusal is worth a query of its own.
+        return await self._store.latest_message_id(room=room) >= message_id
 
     async def _newest_stored(self, room: str) -> int:
         """The store's newest id for the room, for handshakes: those that ask at once (the
@@ -383,6 +388,7 @@ class RoomManager:
     async def close(self) -> None:
         """Close every socket as the server goes away, and stop the listeners (lingering
         presence goes with the presence backend, which announces what it removes)."""
+        self._closing = True  # sockets ending from now on leave at once
         for connections in self._local.values():
             for connection in connections:
                 connection.drop(closecodes.GOING_AWAY)
