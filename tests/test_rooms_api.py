@@ -190,3 +190,10 @@ async def test_creating_rooms_past_the_hourly_quota_is_429(
         await recv_type(ws, "presence")
         for socket in (holding, again, ws):
             await socket.close()
+
+
+async def test_a_post_too_long_is_not_echoed_back(client: httpx.AsyncClient, alice: Auth) -> None:
+    text = "y" * 60_000
+    response = await client.post("/api/rooms/lobby/messages", json={"text": text}, headers=alice)
+    assert response.status_code == 422
+    assert len(response.content) < 500, response.content[:500]

@@ -12,7 +12,7 @@ from roomchat import store
 from roomchat.api.responses import MALFORMED_BODY, NOT_LOGGED_IN, THROTTLED
 from roomchat.deps import CurrentUser, ServicesDep
 from roomchat.realtime import events
-from roomchat.realtime.frames import FrameError, check_text
+from roomchat.realtime.frames import FrameError, check_text, excerpt
 from roomchat.realtime.writer import StoreUnavailableError
 from roomchat.schemas import (
     ROOM_PATTERN,
@@ -83,7 +83,7 @@ async def post_message(
     checked = check_text(body.text, max_chars=services.settings.max_message_chars)
     if isinstance(checked, FrameError):
         error = {"type": checked.code, "loc": ("body", "text"), "msg": checked.detail}
-        raise RequestValidationError([{**error, "input": body.text}])
+        raise RequestValidationError([{**error, "input": excerpt(body.text)}])
     if not await services.user_limits.messages.allow(user.user_id):
         services.rooms.metrics.rate_limited.labels("http").inc()
         retry_after = str(max(1, round(1 / services.settings.messages_per_second)))
