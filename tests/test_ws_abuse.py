@@ -78,3 +78,20 @@ async def test_an_error_frame_echoes_only_a_short_excerpt(live: LiveServer, fram
     assert error["code"] in ("unknown_type", "unknown_field")
     assert len(raw) < 300, raw[:300]
     await ws.close()
+
+
+async def test_reconnecting_does_not_refill_the_strikes(
+    live_server: Callable[..., LiveServer],
+) -> None:
+    server = live_server(messages_per_second=0.01, message_burst=5)
+    token = await live_token(server, "alice")
+    url = room_url(server.ws_url, "lobby", token)
+    ws = await open_socket(url, max_queue=None)
+    await recv_type(ws, "presence")
+    for _ in range(6):
+        await ws.send("{junk")
+    assert await wait_close_frame(ws) == (1008, "too many messages: slow down")
+    again = await open_socket(url, max_queue=None)
+    await recv_type(again, "presence")
+    await again.send("{junk")  # the user's strikes are spent: at once
+    assert await wait_close_frame(again) == (1008, "too many messages: slow down")

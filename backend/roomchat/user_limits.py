@@ -40,6 +40,8 @@ class MessageRate:
 @dataclass(frozen=True, slots=True)
 class UserLimits:
     messages: MessageRate
+    #: Frames that did nothing, toward the abuse close (``realtime.strikes``): per worker.
+    strikes: KeyedRateLimiter
     #: Rooms created by first use: ``ROOMCHAT_ROOMS_PER_USER`` an hour.
     new_rooms: SharedRateLimiter
     close: Callable[[], Awaitable[None]]
@@ -56,6 +58,7 @@ def create_user_limits(settings: Settings) -> UserLimits:
 
         return UserLimits(
             MessageRate(rate=rate, burst=burst, shared=None),
+            KeyedRateLimiter(rate=rate, burst=burst),
             LocalRateLimiter(KeyedRateLimiter(rate=rooms / HOUR, burst=rooms)),
             nothing,
         )
@@ -71,6 +74,7 @@ def create_user_limits(settings: Settings) -> UserLimits:
 
     return UserLimits(
         MessageRate(rate=rate, burst=burst, shared=shared("messages", rate, burst)),
+        KeyedRateLimiter(rate=rate, burst=burst),
         shared("new-rooms", rooms / HOUR, rooms),
         client.aclose,
     )

@@ -73,7 +73,7 @@ async def serve(websocket: WebSocket, room: str, admission: Admission, services:
             connection=connection,
             principal=admission.principal,
             rooms=services.rooms,
-            messages=services.user_limits.messages,
+            limits=services.user_limits,
             settings=settings,
             replayed_up_to=replay.latest,
         ).run()

@@ -28,7 +28,7 @@ from roomchat.realtime.manager import RoomManager
 from roomchat.realtime.strikes import Strikes
 from roomchat.realtime.uvicorn_protocol import frame_sink
 from roomchat.realtime.writer import StoreUnavailableError
-from roomchat.user_limits import MessageRate
+from roomchat.user_limits import UserLimits
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class SocketSession:
         connection: Connection,
         principal: Principal,
         rooms: RoomManager,
-        messages: MessageRate,
+        limits: UserLimits,
         settings: Settings,
         replayed_up_to: int,
     ) -> None:
@@ -58,8 +58,8 @@ class SocketSession:
         self._rooms = rooms
         self._settings = settings
         self._replayed_up_to = replayed_up_to
-        self._messages = messages  # the user's, shared by their sockets and HTTP posts
-        self._strikes = Strikes(rate=settings.messages_per_second, burst=settings.message_burst)
+        self._messages = limits.messages  # the user's, shared by their sockets and HTTP
+        self._strikes = Strikes(limits.strikes, str(principal.user_id))
         self._in_flight: set[asyncio.Future[Message]] = set()
 
     async def run(self) -> closecodes.Close | None:
