@@ -81,3 +81,7 @@ class RawClient:
                         return close.code if close else None
         finally:
             self._socket.close()
+
+    def abandon(self) -> None:
+        """Close the connection without reading what the server sent."""
+        self._socket.close()

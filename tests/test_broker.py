@@ -106,3 +106,14 @@ async def test_presence_counts_users_not_connections(pair: tuple[Broker, Presenc
     assert await presence.remove("lobby", "bob", "b1") is True
     assert await presence.members("lobby") == []
     assert await presence.rooms() == {"other": 1}
+
+
+async def test_socket_claims_stop_at_the_limit_and_free_on_release(
+    pair: tuple[Broker, Presence],
+) -> None:
+    _, presence = pair
+    assert [await presence.claim_socket("alice", 2) for _ in range(3)] == [True, True, False]
+    assert await presence.claim_socket("bob", 2) is True
+    await presence.release_socket("alice")
+    assert await presence.claim_socket("alice", 2) is True
+    assert await presence.claim_socket("alice", 2) is False

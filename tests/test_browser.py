@@ -298,6 +298,36 @@ def test_a_server_restart_is_survived_and_the_gap_filled(
     expect(alice.messages).to_have_text([*expected, said("bob", "after the restart")])
 
 
+def test_a_recovery_past_the_limit_is_completed_over_http(
+    live_server: Callable[..., LiveServer], person: Callable[..., Person]
+) -> None:
+    """On reconnect the history frame holds 2 of the 6 missed messages and ``more``: the
+    page fetches the others (after=) and shows every message once, in order."""
+    server = live_server(history_limit=2, recovery_limit=2)
+    bob = person(server)
+    bob.register("bob")
+    bob.join("ops")
+    bob.send("before the restart")
+    expect(bob.messages).to_have_count(1)
+    fetched: list[str] = []
+    bob.page.on(
+        "request", lambda request: "/messages?after=" in request.url and fetched.append(request.url)
+    )
+
+    server.stop()
+    expect(bob.connection).to_have_text("Reconnecting…")
+    gap = [f"gap {n}" for n in range(1, 7)]
+    add_messages_offline(server.settings, room="ops", author="bob", texts=gap)
+    server.start()
+
+    expect(bob.connection).to_have_text("Connected", timeout=20_000)
+    expected = [said("bob", "before the restart")] + [said("bob", text) for text in gap]
+    expect(bob.messages).to_have_text(expected)
+    assert fetched, "the rest of the recovery was not fetched over HTTP"
+    bob.send("after the restart")
+    expect(bob.messages).to_have_text([*expected, said("bob", "after the restart")])
+
+
 def test_log_out_and_back_in(live: LiveServer, person: Callable[..., Person]) -> None:
     carol = person(live)
     carol.register("carol")

@@ -78,6 +78,9 @@ async def test_http_calls(live: LiveServer) -> None:
         after = [m.text async for m in client.iter_messages("lobby", after=posted[0].id, page=2)]
         assert after == ["m1", "m2", "m3", "m4"]
         assert [(r.name, r.members) for r in await client.rooms()] == [("lobby", 0)]
+        await client.post("attic", "up here")
+        assert [r.name for r in await client.rooms(limit=1, after="attic")] == ["lobby"]
+        assert [r.name async for r in client.iter_rooms(page=1)] == ["attic", "lobby"]
         async with client.room("lobby") as room:
             assert (await next_of(room, Presence)) == Presence("lobby", ("alice",))
             assert await client.members("lobby") == ["alice"]
@@ -112,6 +115,28 @@ async def test_room_events_are_typed_and_history_comes_first(live: LiveServer) -
             assert isinstance(refused, ErrorEvent)
             assert refused.code == "empty_text"
         assert room.last_id == hello.id
+
+
+async def test_a_recovery_past_the_limit_is_completed_over_http(
+    live_server: Callable[..., LiveServer],
+) -> None:
+    """since=0 on a room of 12 with RECOVERY_LIMIT 3: the frame holds 3 and ``more``; the
+    room yields the others (fetched with after=), then the live messages, each once."""
+    server = live_server(recovery_limit=3, messages_per_second=1000, message_burst=1000)
+    for name in ("alice", "bob"):
+        await live_token(server, name)
+    alice = Client(server.http_url, username="alice", password=PASSWORD)
+    bob = Client(server.http_url, username="bob", password=PASSWORD)
+    async with alice, bob:
+        for n in range(12):
+            await alice.post("lobby", f"m{n}")
+        async with bob.room("lobby", since=0) as room:
+            texts = [(await next_of(room, Message)).text for _ in range(12)]  # type: ignore[union-attr]
+            await alice.post("lobby", "live")
+            live = await next_of(room, Message)
+    assert texts == [f"m{n}" for n in range(12)]
+    assert isinstance(live, Message)
+    assert live.text == "live"
 
 
 async def test_reconnect_across_server_restarts_during_traffic_loses_and_doubles_nothing(

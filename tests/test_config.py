@@ -40,6 +40,9 @@ def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.messages_per_second == 5
     assert settings.message_burst == 20
     assert settings.max_frame_bytes == 65536
+    assert settings.recovery_limit == 1000
+    assert settings.max_sockets_per_user == 20
+    assert settings.rooms_per_user == 100
 
 
 def test_token_lifetime_settings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -235,10 +235,11 @@ async def test_a_message_both_replayed_and_delivered_live_reaches_the_socket_onc
         overlap = await manager.post("lobby", draft("in both"))
         # Queued live, after the socket's own join event.
         await eventually(lambda: len(connection.outbox) == 2, TIMEOUT)
-        replay = await manager.history("lobby", since=0, limit=50)
-        assert [m.id for m in replay] == [overlap.id]  # and replayed
+        replay = await manager.replay("lobby", since=0, limit=50, max_chars=1_000_000)
+        assert [json.loads(m)["id"] for m in replay.messages] == [overlap.id]  # and replayed
+        assert replay.latest == overlap.id
         connection.start_sending(
-            replayed_up_to=replay[-1].id, sink=None, send=send, metrics=manager.metrics
+            replayed_up_to=replay.latest, sink=None, send=send, metrics=manager.metrics
         )
         await manager.post("lobby", draft("after"))
         await asyncio.wait_for(after_sent.wait(), TIMEOUT)

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from roomchat.realtime.broker import GAP, BrokerUnavailableError, Subscription
-from roomchat.realtime.broker.redis import RedisBroker
+from roomchat.realtime.broker.redis import RedisBroker, redis_client
 from roomchat.realtime.broker.redis_presence import RedisPresence
 from tests import services
 from tests.waiting import eventually
@@ -115,6 +115,49 @@ async def test_presence_is_written_again_after_redis_restarts(
     finally:
         await presence.close()
         await broker.close()
+
+
+async def test_socket_claims_count_across_workers_until_one_dies(redis_prefix: str) -> None:
+    doomed = RedisPresence(services.REDIS_URL, prefix=redis_prefix, ttl=1.0)
+    survivor = RedisPresence(services.REDIS_URL, prefix=redis_prefix, ttl=1.0)
+    try:
+        assert await doomed.claim_socket("alice", 3) is True
+        assert await survivor.claim_socket("alice", 3) is True
+        assert await doomed.claim_socket("alice", 3) is True
+        assert await survivor.claim_socket("alice", 3) is False  # 3 on the two workers
+        # Dies without a goodbye: its claims go once its heartbeat deadline passes.
+        doomed._stopping.set()
+        await doomed._task
+        await doomed._redis.aclose()
+        await eventually(lambda: survivor.claim_socket("alice", 3))
+        assert await survivor.claim_socket("alice", 3) is True
+        assert await survivor.claim_socket("alice", 3) is False
+    finally:
+        await survivor.close()
+
+
+async def test_socket_claims_are_written_again_after_redis_restarts(
+    private_redis: services.PrivateRedis,
+) -> None:
+    presence = RedisPresence(private_redis.url, prefix="t", ttl=1.5)
+    other = RedisPresence(private_redis.url, prefix="t", ttl=1.5)
+    try:
+        assert await presence.claim_socket("alice", 2) is True
+        await asyncio.to_thread(private_redis.stop)
+        assert await presence.claim_socket("alice", 2) is True  # counted here meanwhile
+        assert await presence.claim_socket("alice", 2) is False
+        await asyncio.to_thread(private_redis.start)  # empty: no persistence
+        redis = redis_client(private_redis.url)
+
+        async def written_again() -> bool:
+            return await redis.hget(f"t:presence:s:{presence.worker}", "alice") == "2"
+
+        await eventually(written_again)
+        await redis.aclose()
+        assert await other.claim_socket("alice", 2) is False  # at the cap on every worker
+    finally:
+        await presence.close()
+        await other.close()
 
 
 async def test_subscribing_while_redis_is_away_returns_at_once_and_owes_a_gap(

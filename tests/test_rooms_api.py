@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
 
 from tests.conftest import live_token
 from tests.live import LiveServer
@@ -132,3 +133,67 @@ async def test_rooms_members_and_http_posts_reach_sockets(live: LiveServer) -> N
     async with await open_socket(room_url(live.ws_url, "lobby", bob)) as ws:
         history = await recv(ws)
     assert history["messages"][-1] == posted  # stored before it was delivered
+
+
+async def test_rooms_are_listed_in_pages_of_names_in_order(live: LiveServer) -> None:
+    alice, bob = await live_token(live, "alice"), await live_token(live, "bob")
+    stored = ["b-3", "A-1", "_x", "Z9", "a_2", "B"]
+    online = await open_socket(room_url(live.ws_url, "m-online", bob))  # members, no messages
+    await recv_type(online, "presence")
+    headers = {"Authorization": f"Bearer {alice}"}
+    async with httpx.AsyncClient(base_url=live.http_url, headers=headers) as client:
+        for room in stored:
+            await post(client, headers, room, "hi")
+        listed: list[str] = []
+        after: dict[str, str] = {}
+        for _ in range(10):  # bounded: 7 rooms, pages of 2
+            page = (await client.get("/api/rooms", params={"limit": 2, **after})).json()
+            assert len(page) <= 2
+            listed += [room["name"] for room in page]
+            if len(page) < 2:
+                break
+            after = {"after": page[-1]["name"]}
+        assert listed == sorted([*stored, "m-online"])
+        assert len((await client.get("/api/rooms")).json()) == 7  # default limit 100
+        for query in ("limit=0", "limit=201", "after=no%20spaces", f"after={'x' * 65}"):
+            assert (await client.get(f"/api/rooms?{query}")).status_code == 422
+    await online.close()
+
+
+async def test_creating_rooms_past_the_hourly_quota_is_429(
+    live_server: Callable[..., LiveServer],
+) -> None:
+    server = live_server(rooms_per_user=3)
+    alice, bob = await live_token(server, "alice"), await live_token(server, "bob")
+    auth = {"Authorization": f"Bearer {alice}"}
+    async with httpx.AsyncClient(base_url=server.http_url, headers=auth) as client:
+
+        async def post_status(room: str) -> int:
+            response = await client.post(f"/api/rooms/{room}/messages", json={"text": "x"})
+            return response.status_code
+
+        assert await post_status("r1") == 201  # created by a post
+        holding = await open_socket(room_url(server.ws_url, "r2", alice))  # by a join
+        await recv_type(holding, "presence")
+        assert await post_status("r3") == 201
+        refused = await client.post("/api/rooms/r4/messages", json={"text": "x"})
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) >= 1
+        with pytest.raises(InvalidStatus) as handshake:
+            await open_socket(room_url(server.ws_url, "r5", alice))
+        assert handshake.value.response.status_code == 429
+
+        assert await post_status("r1") == 201  # rooms that exist cost nothing
+        again = await open_socket(room_url(server.ws_url, "r2", alice))
+        await recv_type(again, "presence")
+        ws = await open_socket(room_url(server.ws_url, "r4", bob))  # bob's quota is his
+        await recv_type(ws, "presence")
+        for socket in (holding, again, ws):
+            await socket.close()
+
+
+async def test_a_post_too_long_is_not_echoed_back(client: httpx.AsyncClient, alice: Auth) -> None:
+    text = "y" * 60_000
+    response = await client.post("/api/rooms/lobby/messages", json={"text": text}, headers=alice)
+    assert response.status_code == 422
+    assert len(response.content) < 500, response.content[:500]

@@ -99,8 +99,8 @@ async def test_written_by_sqlalchemy_read_by_the_thread(both: Both) -> None:
         )
         users = await store.find_users(session, usernames=["ALICE", "carol"])
     assert fields(await both.fast.list_messages(room="lobby", limit=50)) == expected
-    assert fields(await both.fast.list_messages_after(room="lobby", after=2)) == expected[2:]
-    assert await both.fast.list_messages_after(room="lobby", after=2**70) == []
+    assert fields(await both.fast.list_messages(room="lobby", after=2, limit=9)) == expected[2:]
+    assert await both.fast.list_messages(room="lobby", after=2**70, limit=9) == []
     assert await both.fast.latest_message_id(room="lobby") == batch.messages[-1].id
     assert await both.fast.latest_message_id(room="empty") == 0
     found = await both.fast.find_users(usernames=["aLiCe", "carol"])
@@ -143,7 +143,7 @@ async def test_two_stores_on_one_file_keep_each_room_linked(both: Both) -> None:
     results = await asyncio.gather(*(write(both.fast if n % 2 else other, n) for n in range(60)))
     await other.close()
     for room in rooms:
-        ids = [m.id for m in await both.fast.list_messages_after(room=room, after=0)]
+        ids = [m.id for m in await both.fast.list_messages(room=room, after=0, limit=1000)]
         for result in results:
             batch = result[room]
             first = ids.index(batch.messages[0].id)

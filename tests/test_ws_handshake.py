@@ -130,3 +130,22 @@ async def test_listed_origins_match_exactly(live_server: object) -> None:
         assert await refused_status(url, origin=origin) == 403, origin
     async with await open_socket(url, origin="https://chat.example") as ws:
         assert (await recv(ws))["type"] == "history"
+
+
+async def test_since_beyond_the_rooms_newest_id_is_refused_with_422(live: LiveServer) -> None:
+    token = await live_token(live, "alice")
+    auth = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=live.http_url, headers=auth) as client:
+        ids = []
+        for room in ("a", "a", "b"):  # ids are global: b's message takes the next one
+            response = await client.post(f"/api/rooms/{room}/messages", json={"text": "hi"})
+            ids.append(response.json()["id"])
+    newest_in_a, newest_in_b = ids[1], ids[2]
+    assert await refused_status(room_url(live.ws_url, "a", token, since=newest_in_b)) == 422
+    assert await refused_status(room_url(live.ws_url, "empty", token, since=1)) == 422
+    async with await open_socket(room_url(live.ws_url, "a", token, since=newest_in_a)) as ws:
+        assert (await recv(ws))["messages"] == []
+    async with await open_socket(room_url(live.ws_url, "empty", token, since=0)) as ws:
+        assert (await recv(ws))["messages"] == []
+    async with await open_socket(room_url(live.ws_url, "a", token, since=ids[0])) as ws:
+        assert [m["id"] for m in (await recv(ws))["messages"]] == [newest_in_a]

@@ -30,6 +30,7 @@ async def test_a_member_that_never_reads_is_dropped_and_the_room_keeps_flowing(
         message_burst=10_000,
         send_buffer_bytes=16_384,
         uvicorn_options=options,
+        presence_linger_seconds=0,  # the drop shows as the stuck member's leave, at once
     )
     talker_token = await live_token(server, "talker")
     stuck_token = await live_token(server, "stuck")
@@ -75,6 +76,7 @@ async def test_a_dropped_member_that_never_reads_again_is_let_go(
         messages_per_second=10_000,
         message_burst=10_000,
         send_buffer_bytes=16_384,
+        presence_linger_seconds=0,  # the drop shows as the stuck member's leave, at once
     )
     stuck = RawClient(room_url(server.ws_url, "lobby", await live_token(server, "stuck")))
     await stuck.open(server.port)

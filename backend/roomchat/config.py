@@ -25,15 +25,19 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_prefix: str = Field(default="roomchat", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     presence_ttl_seconds: float = Field(default=15.0, ge=0.5, le=300)
+    presence_linger_seconds: float = Field(default=2.0, ge=0, le=60)
     access_token_minutes: int = Field(default=60, ge=1)
     #: Seconds (``86400``), ``HH:MM:SS`` or ISO 8601 (``PT24H``); at least the access
     #: token lifetime. A token (minted ones included) whose exp - iat is longer is refused.
     max_token_lifetime: timedelta = timedelta(hours=24)
     allowed_origins: Annotated[list[str], NoDecode] = []
     history_limit: int = Field(default=50, ge=0, le=1000)
+    recovery_limit: int = Field(default=1000, ge=1, le=100_000)
     max_message_chars: int = Field(default=4000, ge=1)
     messages_per_second: float = Field(default=5, gt=0)
     message_burst: int = Field(default=20, ge=1)
+    max_sockets_per_user: int = Field(default=20, ge=1)
+    rooms_per_user: int = Field(default=100, ge=1)
     max_frame_bytes: int = Field(default=65536, ge=256)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     send_queue_bytes: int = Field(default=1_048_576, ge=1024)

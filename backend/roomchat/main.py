@@ -32,6 +32,7 @@ from roomchat.security import PasswordHasher, load_or_create_secret_key
 from roomchat.services import Services
 from roomchat.sqlite_store import SQLiteStore
 from roomchat.throttle import create_limits
+from roomchat.user_limits import create_user_limits
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         hasher = PasswordHasher(concurrency=settings.password_hash_concurrency)
         broker, presence = create_backend(settings)
         limits = create_limits(settings, clock=clock)
-        room_manager = RoomManager(broker=broker, presence=presence, store=message_store)
+        user_limits = create_user_limits(settings)
+        room_manager = RoomManager(
+            broker=broker,
+            presence=presence,
+            store=message_store,
+            linger=settings.presence_linger_seconds,
+        )
         if isinstance(message_store, SQLiteStore):
             failed = room_manager.metrics.backend_errors.labels("checkpoint")
             message_store.checkpointer.on_error = failed.inc
@@ -67,7 +74,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             hasher=hasher,
             known_users=known_users,
             rooms=room_manager,
-            http_posts=limits.http_posts,
+            user_limits=user_limits,
             login_throttle=limits.login_throttle,
             registration_throttle=limits.registration_throttle,
         )
@@ -86,6 +93,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await broker.close()
             await presence.close()
             await limits.close()
+            await user_limits.close()
             hasher.close()
             await message_store.close()
             await engine.dispose()

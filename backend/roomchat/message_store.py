@@ -38,8 +38,6 @@ class MessageStore(Protocol):
         self, *, room: str, limit: int, before: int | None = None, after: int | None = None
     ) -> list[Message]: ...
 
-    async def list_messages_after(self, *, room: str, after: int) -> list[Message]: ...
-
     async def close(self) -> None: ...
 
 
@@ -70,10 +68,6 @@ class SessionStore:
             return await store.list_messages(
                 session, room=room, limit=limit, before=before, after=after
             )
-
-    async def list_messages_after(self, *, room: str, after: int) -> list[Message]:
-        async with self._sessions() as session:
-            return await store.list_messages_after(session, room=room, after=after)
 
     async def close(self) -> None:
         """The sessions' engine is disposed of by whoever made it."""

@@ -18,7 +18,7 @@ __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
 
 #: Why a handshake was refused, by the HTTP status API.md gives it.
-REFUSAL_REASONS = {401: "token", 403: "origin", 422: "invalid"}
+REFUSAL_REASONS = {401: "token", 403: "origin", 422: "invalid", 429: "limit"}
 FANOUT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -63,7 +63,8 @@ class Metrics:
         )
         self.handshakes_refused = Counter(
             "roomchat_handshakes_refused",
-            "Socket handshakes refused: token (401), origin (403), invalid room or since (422)",
+            "Socket handshakes refused: token (401), origin (403), invalid room or since (422), "
+            "a per-user limit (429)",
             ["reason"],
             registry=registry,
         )

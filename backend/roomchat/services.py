@@ -8,10 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from roomchat.config import Settings
 from roomchat.known_users import KnownUsers
-from roomchat.ratelimit import SharedRateLimiter
 from roomchat.realtime.manager import RoomManager
 from roomchat.security import PasswordHasher
 from roomchat.throttle import LoginThrottle, RegistrationThrottle
+from roomchat.user_limits import UserLimits
 
 
 @dataclass(slots=True)
@@ -23,6 +23,6 @@ class Services:
     hasher: PasswordHasher
     known_users: KnownUsers
     rooms: RoomManager
-    http_posts: SharedRateLimiter
+    user_limits: UserLimits
     login_throttle: LoginThrottle
     registration_throttle: RegistrationThrottle

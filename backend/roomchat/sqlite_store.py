@@ -169,10 +169,6 @@ class SQLiteStore:
         rows = await self._run(_fetch_all, _LAST_PAGE, (room, below, limit))
         return _messages(reversed(rows))
 
-    async def list_messages_after(self, *, room: str, after: int) -> list[Message]:
-        """Every message of a room after ``after``, oldest first (SQLite: LIMIT -1 is none)."""
-        return await self.list_messages(room=room, after=after, limit=-1)
-
 
 class Checkpointer:
     """Copies the WAL into the database on its own thread and connection.

@@ -27,7 +27,6 @@ __all__ = [
     "get_user",
     "latest_message_id",
     "list_messages",
-    "list_messages_after",
     "rooms_with_messages",
 ]
 
@@ -177,13 +176,15 @@ async def list_messages(
     return list(reversed((await session.execute(statement)).scalars().all()))
 
 
-async def list_messages_after(session: AsyncSession, *, room: str, after: int) -> list[Message]:
-    """Every message of a room after ``after``, oldest first: recovery after a reconnect."""
-    after = min(after, MAX_MESSAGE_ID)
-    statement = select(Message).where(Message.room == room, Message.id > after).order_by(Message.id)
-    return list((await session.execute(statement)).scalars())
-
-
-async def rooms_with_messages(session: AsyncSession) -> list[str]:
-    statement = select(Message.room).distinct().order_by(Message.room)
+async def rooms_with_messages(
+    session: AsyncSession, *, limit: int, after: str | None = None
+) -> list[str]:
+    """The first ``limit`` names of rooms with messages, after ``after``, in byte order
+    (Python's ``sorted``: PostgreSQL is told ``COLLATE "C"``, SQLite's default is binary)."""
+    room = Message.room
+    if session.get_bind().dialect.name == "postgresql":
+        room = room.collate("C")  # type: ignore[assignment]
+    statement = select(room).distinct().order_by(room).limit(limit)
+    if after is not None:
+        statement = statement.where(room > after)
     return list((await session.execute(statement)).scalars())

@@ -26,7 +26,6 @@ from roomchat.ratelimit import (
     KeyedRateLimiter,
     LocalRateLimiter,
     ReservingRateLimiter,
-    SharedRateLimiter,
 )
 
 #: Makes a shared limiter from (name, rate, burst): Redis-backed with several workers.
@@ -127,9 +126,8 @@ class RegistrationThrottle:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """The limits that span requests: HTTP posts per user, logins and registrations."""
+    """The limits that span requests: logins and registrations (messages: ``user_limits``)."""
 
-    http_posts: SharedRateLimiter
     login_throttle: LoginThrottle
     registration_throttle: RegistrationThrottle
     close: Callable[[], Awaitable[None]]
@@ -142,7 +140,6 @@ def create_limits(settings: Settings, *, clock: Clock | None = None) -> Limits:
     for tests that move time themselves; by default local buckets use ``time.monotonic``
     and Redis's use Redis's clock.
     """
-    rate, burst = settings.messages_per_second, settings.message_burst
     local_clock = clock or time.monotonic
     if not settings.redis_url:
 
@@ -150,7 +147,6 @@ def create_limits(settings: Settings, *, clock: Clock | None = None) -> Limits:
             return None
 
         return Limits(
-            LocalRateLimiter(KeyedRateLimiter(rate=rate, burst=burst)),
             LoginThrottle(settings, clock=local_clock),
             RegistrationThrottle(settings, clock=local_clock),
             nothing,
@@ -165,9 +161,6 @@ def create_limits(settings: Settings, *, clock: Clock | None = None) -> Limits:
         )
 
     return Limits(
-        RedisRateLimiter(
-            client, prefix=settings.redis_prefix, name="http-post", rate=rate, burst=burst
-        ),
         LoginThrottle(settings, clock=local_clock, shared=shared),
         RegistrationThrottle(settings, clock=local_clock, shared=shared),
         client.aclose,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
@@ -11,7 +12,7 @@ from roomchat import store
 from roomchat.api.responses import MALFORMED_BODY, NOT_LOGGED_IN, THROTTLED
 from roomchat.deps import CurrentUser, ServicesDep
 from roomchat.realtime import events
-from roomchat.realtime.frames import FrameError, check_text
+from roomchat.realtime.frames import FrameError, check_text, excerpt
 from roomchat.realtime.writer import StoreUnavailableError
 from roomchat.schemas import (
     ROOM_PATTERN,
@@ -21,6 +22,7 @@ from roomchat.schemas import (
     MessagePage,
     RoomOut,
 )
+from roomchat.services import Services
 
 router = APIRouter(prefix="/api/rooms", tags=["rooms"], responses=NOT_LOGGED_IN)
 
@@ -28,12 +30,19 @@ RoomName = Annotated[str, Path(pattern=ROOM_PATTERN, description="1-64 of A-Z a-
 
 
 @router.get("", response_model=list[RoomOut])
-async def list_rooms(_user: CurrentUser, services: ServicesDep) -> list[RoomOut]:
-    """Rooms with messages or members, with how many users are online in each."""
+async def list_rooms(
+    _user: CurrentUser,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 100,
+    after: Annotated[str | None, Query(pattern=ROOM_PATTERN)] = None,
+) -> list[RoomOut]:
+    """Rooms with messages or members, with how many users are online in each: a page of
+    names in order, after ``after`` (the next page: ``after`` = the last name of this one)."""
     async with services.sessions() as session:
-        stored = await store.rooms_with_messages(session)
+        stored = await store.rooms_with_messages(session, limit=limit, after=after)
     online = await services.rooms.online()
-    names = sorted(set(stored) | set(online))
+    later = {name for name in online if after is None or name > after}
+    names = sorted(set(stored) | later)[:limit]
     return [RoomOut(name=name, members=online.get(name, 0)) for name in names]
 
 
@@ -74,11 +83,13 @@ async def post_message(
     checked = check_text(body.text, max_chars=services.settings.max_message_chars)
     if isinstance(checked, FrameError):
         error = {"type": checked.code, "loc": ("body", "text"), "msg": checked.detail}
-        raise RequestValidationError([{**error, "input": body.text}])
-    if not await services.http_posts.allow(user.username):
+        raise RequestValidationError([{**error, "input": excerpt(body.text)}])
+    if not await services.user_limits.messages.allow(user.user_id):
         services.rooms.metrics.rate_limited.labels("http").inc()
         retry_after = str(max(1, round(1 / services.settings.messages_per_second)))
         raise HTTPException(429, detail="too many messages", headers={"Retry-After": retry_after})
+    if await services.rooms.is_new(room):
+        await take_new_room(services, user.user_id)
     draft = store.Draft(user.user_id, user.username, checked.text)
     try:
         message = await services.rooms.post(room, draft)
@@ -91,3 +102,12 @@ async def post_message(
 async def list_members(room: RoomName, _user: CurrentUser, services: ServicesDep) -> MembersOut:
     """Users online in the room now."""
     return MembersOut(members=await services.rooms.members(room))
+
+
+async def take_new_room(services: Services, user_id: int) -> None:
+    """Count a room created by first use against the user's hourly quota; 429 past it."""
+    quota = services.user_limits.new_rooms
+    if not await quota.allow(str(user_id)):
+        retry_after = str(max(1, math.ceil(await quota.retry_after(str(user_id)))))
+        detail = f"at most {services.settings.rooms_per_user} new rooms an hour"
+        raise HTTPException(429, detail=detail, headers={"Retry-After": retry_after})

@@ -18,7 +18,7 @@ from starlette.websockets import WebSocket
 
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.connection import Connection
-from roomchat.realtime.handshake import HandshakeRefusedError, admit
+from roomchat.realtime.handshake import Admission, HandshakeRefusedError, admit
 from roomchat.realtime.session import SocketSession, close_socket
 from roomchat.realtime.uvicorn_protocol import frame_sink, text_frame
 from roomchat.services import Services
@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 async def room_socket(websocket: WebSocket) -> None:
     room: str = websocket.path_params["room"]
     services: Services = websocket.state.services
-    # 1. Check the room, origin and token before accepting: refusals are HTTP answers.
+    # 1. Check the room, origin, token and since, and claim one of the user's sockets,
+    #    before accepting: refusals are HTTP answers.
     try:
         admission = await admit(websocket, room, services)
     except HandshakeRefusedError as refusal:
@@ -37,18 +38,31 @@ async def room_socket(websocket: WebSocket) -> None:
         log.info("handshake refused", extra={"status": refusal.status_code, "room": room})
         await refuse(websocket, refusal)
         return
+    try:
+        await serve(websocket, room, admission, services)
+    finally:
+        await services.rooms.release_socket(admission.principal.username)
+
+
+async def serve(websocket: WebSocket, room: str, admission: Admission, services: Services) -> None:
+    """An admitted socket, from accept to close."""
     await websocket.accept()
 
     # 2. Join: from here on, the room's events queue up for this socket.
-    user = admission.principal.username
-    budget = services.settings.send_queue_bytes
-    connection = Connection(user=user, room=room, queue_bytes=budget)
+    user, settings = admission.principal.username, services.settings
+    connection = Connection(user=user, room=room, queue_bytes=settings.send_queue_bytes)
     async with services.rooms.join(connection):
-        # 3. Replay history (the last messages, or all after since=), then presence.
-        limit, since = services.settings.history_limit, admission.since
-        history = await services.rooms.history(room, since=since, limit=limit)
-        replayed_up_to = history[-1].id if history else (since or 0)
-        await send_first(websocket, events.history_event(room, history))
+        # 3. Replay history (the last messages, or the first after since=), then presence.
+        replay = await services.rooms.replay(
+            room,
+            since=admission.since,
+            limit=settings.history_limit if admission.since is None else settings.recovery_limit,
+            max_chars=settings.send_queue_bytes,  # a frame no bigger than the socket's budget
+        )
+        history = events.history_event(
+            room, replay.messages, latest=replay.latest, more=replay.more
+        )
+        await send_first(websocket, history)
         members = await services.rooms.members_for_socket(room)
         await send_first(websocket, events.presence_event(room, members))
 
@@ -59,11 +73,13 @@ async def room_socket(websocket: WebSocket) -> None:
             connection=connection,
             principal=admission.principal,
             rooms=services.rooms,
-            settings=services.settings,
-            replayed_up_to=replayed_up_to,
+            limits=services.user_limits,
+            settings=settings,
+            replayed_up_to=replay.latest,
         ).run()
 
-    # 5. Out of the room (the others see it leave at once), then close if the server ends it.
+    # 5. Out of the room (its leave follows unless it is back soon), then close if the server
+    #    ends it; the claim on one of the user's sockets is released after that.
     if close is not None:
         services.rooms.metrics.closed(close.code)
         log.info("closing socket", extra={"code": close.code, "room": room, "user": user})

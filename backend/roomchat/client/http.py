@@ -124,9 +124,21 @@ class Client:
         data = (await self._call("GET", "/api/users/me")).json()
         return User(id=data["id"], username=data["username"])
 
-    async def rooms(self) -> list[RoomInfo]:
-        data = (await self._call("GET", "/api/rooms")).json()
+    async def rooms(self, *, limit: int = 100, after: str | None = None) -> list[RoomInfo]:
+        """One page of rooms, in name order: the first, or those after the name ``after``."""
+        params: dict[str, str | int] = {"limit": limit}
+        if after is not None:
+            params["after"] = after
+        data = (await self._call("GET", "/api/rooms", params=params)).json()
         return [RoomInfo(name=r["name"], members=r["members"]) for r in data]
+
+    async def iter_rooms(self, *, page: int = 200) -> AsyncIterator[RoomInfo]:
+        """Every room, in name order, a page at a time."""
+        after = None
+        while batch := await self.rooms(limit=page, after=after):
+            for room in batch:
+                yield room
+            after = batch[-1].name
 
     async def messages(
         self, room: str, *, limit: int = 50, before: int | None = None, after: int | None = None

@@ -2,7 +2,9 @@
 
 A background task owns the socket: it reads frames into a bounded queue (a consumer that
 falls behind stops the reading, the server's queue for us overflows, it closes with 1013,
-and we resume from the last id like after any other drop). On a close in
+and we resume from the last id like after any other drop). A history frame with ``more``
+(the server sends at most ``ROOMCHAT_RECOVERY_LIMIT`` messages in it) is followed by the
+rest over HTTP, up to its ``latest``, before the live events. On a close in
 ``RECONNECT_CODES`` or a lost connection it waits (``Backoff``), reconnects with
 ``since=<last message id>`` and skips any id it already has, so across reconnects and
 server restarts every message comes out once, in id order.
@@ -142,8 +144,7 @@ class Room:
         while True:
             self._ws = ws
             self._connected.set()
-            await self._deliver(history)
-            code, reason = await self._pump(ws)
+            code, reason = await self._follow(ws, history)
             self._connected.clear()
             if code == NORMAL:
                 return
@@ -160,8 +161,15 @@ class Room:
             ws, history = await self._reconnect()
             self.reconnects += 1
 
-    async def _pump(self, ws: ClientConnection) -> tuple[int, str]:
-        """Queue the socket's events until it closes; return the close code and reason."""
+    async def _follow(self, ws: ClientConnection, history: dict[str, Any]) -> tuple[int, str]:
+        """Deliver the history (and what it left out), then the socket's events until it
+        closes; return the close code and reason."""
+        try:
+            await self._recover(history)
+        except _Retry as exc:
+            log.info("room %s: recovery over HTTP failed (%s)", self.name, exc)
+            await ws.close()
+            return 1006, ""  # as if the connection dropped: reconnect with since=
         try:
             while True:
                 await self._deliver(json.loads(await ws.recv()))
@@ -170,11 +178,28 @@ class Room:
                 return 1006, ""
             return closed.rcvd.code, closed.rcvd.reason
 
+    async def _recover(self, history: dict[str, Any]) -> None:
+        """The history frame's messages; when it says ``more``, the rest up to its
+        ``latest`` over HTTP (``after=``): live events continue after ``latest``."""
+        for message in history["messages"]:
+            await self._offer(Message.from_json(message))
+        latest = int(history.get("latest") or 0)
+        while history.get("more") and (self.last_id or 0) < latest:
+            try:
+                page = await self._client.messages(self.name, limit=200, after=self.last_id or 0)
+            except (ServerUnavailableError, HTTPError) as exc:
+                if isinstance(exc, HTTPError) and not _retryable(exc.status_code):
+                    raise
+                raise _Retry(str(exc)) from None
+            if not page:
+                return
+            for message in page:
+                if message.id <= latest:
+                    await self._offer(message)
+            if page[-1].id > latest:
+                return
+
     async def _deliver(self, frame: dict[str, Any]) -> None:
-        if frame.get("type") == "history":
-            for message in frame["messages"]:
-                await self._offer(Message.from_json(message))
-            return
         event = parse_event(frame, self.name)
         if event is not None:
             await self._offer(event)
@@ -220,7 +245,7 @@ class Room:
         url = f"{self._client.ws_url}/ws/{quote(self.name, safe='')}?{urlencode(query)}"
         timeout = self._client.timeout
         try:
-            # The history frame after since= can be long: no limit on what the server sends.
+            # A history frame is as long as the server's send budget: take what it sends.
             ws = await connect(url, open_timeout=timeout, max_size=None)
         except InvalidStatus as exc:
             status = exc.response.status_code

@@ -55,10 +55,17 @@ def unwrap(payload: str) -> tuple[int | None, str]:
     return int(previous), frame
 
 
-def history_event(room: str, messages: Iterable[Message]) -> str:
-    return encode(
-        {"type": "history", "room": room, "messages": [message_dict(m) for m in messages]}
-    )
+def message_json(message: Message) -> str:
+    """One Message as JSON, for a history frame (``history_event``)."""
+    return encode(message_dict(message))
+
+
+def history_event(room: str, messages: Iterable[str], *, latest: int, more: bool) -> str:
+    """The history frame, around messages already encoded (``message_json``): each is
+    encoded once, as the replay is gathered, and the frame joined from them."""
+    head = encode({"type": "history", "room": room})[:-1]
+    tail = encode({"latest": latest, "more": more})[1:]
+    return f'{head},"messages":[{",".join(messages)}],{tail}'
 
 
 def presence_event(room: str, members: Iterable[str]) -> str:

@@ -31,6 +31,16 @@ class FrameError:
 ClientFrame = ChatMessage | Typing
 _FIELDS = {"message": {"type", "text"}, "typing": {"type"}}
 
+#: The most of a client's own input an error's detail quotes back (a 60 KB ``type`` was
+#: once echoed whole, frame after frame).
+EXCERPT_CHARS = 40
+
+
+def excerpt(value: object) -> str:
+    """``repr(value)``, cut to ``EXCERPT_CHARS``: enough to recognise, never an echo."""
+    quoted = repr(value)
+    return quoted if len(quoted) <= EXCERPT_CHARS else quoted[: EXCERPT_CHARS - 1] + "…"
+
 
 def parse_frame(raw: str, *, max_chars: int) -> ClientFrame | FrameError:
     """A text frame that does not start with ``{`` is a message with that text."""
@@ -44,10 +54,12 @@ def parse_frame(raw: str, *, max_chars: int) -> ClientFrame | FrameError:
         return FrameError("bad_json", "a frame starting with '{' must be a JSON object")
     kind = frame.get("type")
     if not isinstance(kind, str) or kind not in _FIELDS:
-        return FrameError("unknown_type", f"expected type 'message' or 'typing', got {kind!r}")
+        got = excerpt(kind)
+        return FrameError("unknown_type", f"expected type 'message' or 'typing', got {got}")
     unknown = sorted(set(frame) - _FIELDS[kind])
     if unknown:
-        return FrameError("unknown_field", f"unexpected field(s) in a {kind} frame: {unknown}")
+        fields = f"{len(unknown)} unexpected field(s) in a {kind} frame: {excerpt(unknown)}"
+        return FrameError("unknown_field", fields)
     if kind == "typing":
         return Typing()
     text = frame.get("text")

@@ -32,7 +32,11 @@ class HandshakeRefusedError(Exception):
 
 
 async def admit(websocket: WebSocket, room: str, services: Services) -> Admission:
-    """Return who may join, or raise ``HandshakeRefusedError`` (422, 403, 401)."""
+    """Return who may join, or raise ``HandshakeRefusedError`` (422, 403, 401, 429).
+
+    A ``since`` beyond the room's newest id is refused: the socket would drop every live
+    message up to it (ids are global across rooms, so another room's id does this).
+    """
     if not _ROOM.fullmatch(room):
         raise HandshakeRefusedError(422, "room name must be 1-64 of A-Z a-z 0-9 _ -")
     since = _since(websocket.query_params.get("since"))
@@ -42,6 +46,16 @@ async def admit(websocket: WebSocket, room: str, services: Services) -> Admissio
         principal = await authenticate(services, websocket.query_params.get("token"))
     except InvalidTokenError:
         raise HandshakeRefusedError(401, "missing, invalid or expired token") from None
+    if since is not None and not await services.rooms.has_issued(room, since):
+        raise HandshakeRefusedError(422, "since is beyond the room's newest message id")
+    if await services.rooms.is_new(room):
+        quota = services.settings.rooms_per_user
+        if not await services.user_limits.new_rooms.allow(str(principal.user_id)):
+            raise HandshakeRefusedError(429, f"at most {quota} new rooms an hour")
+    # Last: a claim is released by whoever admitted the socket, once it closes.
+    limit = services.settings.max_sockets_per_user
+    if not await services.rooms.claim_socket(principal.username, limit):
+        raise HandshakeRefusedError(429, f"at most {limit} sockets per user")
     return Admission(principal=principal, since=since)
 
 

@@ -17,6 +17,7 @@ reconnect with ``since=`` stays exact.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -40,6 +41,28 @@ log = logging.getLogger(__name__)
 CATCH_UP_LIMIT = 1000
 
 
+#: Messages a history replay reads from the store at a time.
+REPLAY_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A joining socket's history frame: its messages, encoded, and where live events
+    take over (``latest``); ``more``: recovery left out messages up to ``latest``."""
+
+    messages: list[str]
+    latest: int
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Lingering:
+    """The presence of a user's last socket in a room here, kept until ``task`` ends it."""
+
+    connection_id: str
+    task: asyncio.Task[None]
+
+
 @dataclass(eq=False)
 class _Cursor:
     """The newest message id a room's listener has delivered."""
@@ -55,6 +78,7 @@ class RoomManager:
         presence: Presence,
         store: MessageStore,
         metrics: Metrics | None = None,
+        linger: float = 0.0,
     ) -> None:
         self.metrics = metrics or Metrics()
         self.metrics.watch(self.local_counts)
@@ -65,23 +89,69 @@ class RoomManager:
         self._listeners: dict[str, asyncio.Task[None]] = {}
         self._cursors: dict[str, _Cursor] = {}
         self._membership = KeyedLock()
+        self._linger = linger
+        #: (room, user) -> the presence a user's last socket here left, kept a moment
+        self._lingering: dict[tuple[str, str], _Lingering] = {}
+        self._leaving: set[asyncio.Task[None]] = set()
+        self._newest_lookups: dict[str, asyncio.Future[int]] = {}
+        self._closing = False
         self._writer = MessageWriter(broker=broker, store=store, metrics=self.metrics)
 
     # -- membership -------------------------------------------------------------------
 
+    async def claim_socket(self, user: str, limit: int) -> bool:
+        """Count a socket of ``user`` about to open; False when they already have ``limit``
+        (on every worker). Each claim is released with ``release_socket``."""
+        return await self._presence.claim_socket(user, limit)
+
+    async def release_socket(self, user: str) -> None:
+        await self._presence.release_socket(user)
+
     @asynccontextmanager
     async def join(self, connection: Connection) -> AsyncIterator[None]:
-        """Membership for the duration of the block: events flow into the queue from entry."""
+        """Membership for the duration of the block: events flow into the queue from entry.
+
+        A user's ``leave`` waits ``linger`` seconds after their last socket here closes,
+        and does not come at all if they are back by then (on any worker): a user who
+        reconnects, reloads the page, or opens and closes sockets in a loop, is not
+        announced to every member each time. Their presence stays for that moment, so
+        ``members`` and the events agree.
+        """
         room, user = connection.room, connection.user
         await self._attach(connection)
         try:
-            if await self._presence.add(room, user, connection.id):
+            first = await self._presence.add(room, user, connection.id)
+            lingering = self._lingering.pop((room, user), None)
+            if lingering is not None:  # back in time: the presence it left goes quietly
+                lingering.task.cancel()
+                await self._presence.remove(room, user, lingering.connection_id)
+            if first:
                 await self._announce(room, events.join_event(room, user))
             yield
         finally:
             await self._detach(connection)
-            if await self._presence.remove(room, user, connection.id):
-                await self._announce(room, events.leave_event(room, user))
+            await self._leave(connection)
+
+    async def _leave(self, connection: Connection) -> None:
+        room, user = connection.room, connection.user
+        others_here = any(c.user == user for c in self._local.get(room, ()))
+        linger = self._linger > 0 and not self._closing
+        if linger and not others_here and (room, user) not in self._lingering:
+            task = asyncio.create_task(self._linger_then_leave(room, user, connection.id))
+            self._lingering[(room, user)] = _Lingering(connection.id, task)
+            self._leaving.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self._leaving.discard)
+        elif await self._presence.remove(room, user, connection.id):
+            await self._announce(room, events.leave_event(room, user))
+
+    async def _linger_then_leave(self, room: str, user: str, connection_id: str) -> None:
+        await asyncio.sleep(self._linger)
+        lingering = self._lingering.get((room, user))
+        if lingering is None or lingering.connection_id != connection_id:
+            return
+        del self._lingering[(room, user)]
+        if await self._presence.remove(room, user, connection_id):
+            await self._announce(room, events.leave_event(room, user))
 
     async def _attach(self, connection: Connection) -> None:
         room = connection.room
@@ -180,21 +250,104 @@ class RoomManager:
     async def members(self, room: str) -> list[str]:
         return await self._presence.members(room)
 
-    async def history(self, room: str, *, since: int | None, limit: int) -> list[Message]:
-        """For a joining socket (already attached): the last ``limit`` messages, or every
-        message after ``since``.
+    async def is_new(self, room: str) -> bool:
+        """No messages and no members: a join or a post now creates the room. Asked in
+        order of cost (this worker's sockets, presence, the store); while presence cannot
+        be read, a room with no messages counts as new."""
+        if self._local.get(room):
+            return False
+        with contextlib.suppress(BrokerUnavailableError):
+            if await self._presence.members(room):
+                return False
+        return await self._newest_stored(room) == 0
 
-        The room's listener knows the newest message it has delivered; when that says
-        there is nothing to replay (an empty room, or a client already up to date), the
-        store is not asked. Anything newer is on its way to the socket's outbox anyway.
+    async def has_issued(self, room: str, message_id: int) -> bool:
+        """Whether the room's newest message id is at least ``message_id`` (a ``since``
+        beyond it would mute the socket): the listener's cursor says so without a query."""
+        cursor = self._cursors.get(room)
+        if cursor is not None and cursor.last >= message_id:
+            return True
+        if await self._newest_stored(room) >= message_id:
+            return True
+        # A shared answer may predate the message; a refusal is worth a query of its own.
+        return await self._store.latest_message_id(room=room) >= message_id
+
+    async def _newest_stored(self, room: str) -> int:
+        """The store's newest id for the room, for handshakes: those that ask at once (the
+        first sockets of a room, all connecting together) wait on one query."""
+        lookup = self._newest_lookups.get(room)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._store.latest_message_id(room=room))
+            self._newest_lookups[room] = lookup
+            lookup.add_done_callback(lambda _: self._newest_lookups.pop(room, None))
+        # Shielded: a handshake given up on must not cancel the others' answer.
+        return await asyncio.shield(lookup)
+
+    async def replay(self, room: str, *, since: int | None, limit: int, max_chars: int) -> Replay:
+        """For a joining socket (already attached): its history frame's messages.
+
+        The last ``limit`` messages, or with ``since`` the first ``limit`` after it; in
+        either case no more than about ``max_chars`` of JSON (always at least one
+        message). They are read a page at a time and each is encoded once, so a big room
+        is never in memory whole.
+
+        ``latest`` is the newest message the socket knows of: the room listener's cursor,
+        or the newest replayed if the store is ahead of it. Anything newer is on its way
+        to the socket's outbox; when the listener says there is nothing to replay (an
+        empty room, a client up to date), the store is not asked.
         """
         cursor = self._cursors.get(room)
-        newest = cursor.last if cursor is not None else None
-        if newest is not None and (newest <= since if since is not None else newest == 0):
-            return []
+        known = cursor.last if cursor else await self._store.latest_message_id(room=room)
+        if known <= (since if since is not None else 0):
+            return Replay([], max(known, since or 0), more=False)
         if since is None:
-            return await self._store.list_messages(room=room, limit=limit)
-        return await self._store.list_messages_after(room=room, after=since)
+            messages, last = await self._newest(room, limit=limit, max_chars=max_chars)
+            return Replay(messages, max(known, last), more=False)
+        messages, last, stopped_short = await self._after(
+            room, since, limit=limit, max_chars=max_chars
+        )
+        latest = max(known, last)
+        return Replay(messages, latest, more=stopped_short and last < latest)
+
+    async def _newest(self, room: str, *, limit: int, max_chars: int) -> tuple[list[str], int]:
+        """The room's last messages, encoded, oldest first; and the newest id (0: none)."""
+        newest_first: list[str] = []
+        size, before, newest = 0, None, 0
+        while len(newest_first) < limit:
+            wanted = min(REPLAY_PAGE, limit - len(newest_first))
+            page = await self._store.list_messages(room=room, limit=wanted, before=before)
+            if page and not newest:
+                newest = page[-1].id
+            for message in reversed(page):
+                encoded = events.message_json(message)
+                if newest_first and size + len(encoded) > max_chars:
+                    return newest_first[::-1], newest
+                newest_first.append(encoded)
+                size += len(encoded)
+            if len(page) < wanted:
+                break
+            before = page[0].id
+        return newest_first[::-1], newest
+
+    async def _after(
+        self, room: str, since: int, *, limit: int, max_chars: int
+    ) -> tuple[list[str], int, bool]:
+        """The first messages after ``since``, encoded; the last id among them (or
+        ``since``); and whether messages after that were left out."""
+        messages: list[str] = []
+        size, last = 0, since
+        while True:
+            wanted = min(REPLAY_PAGE, limit - len(messages) + 1)  # one more: is there more?
+            page = await self._store.list_messages(room=room, limit=wanted, after=last)
+            for message in page:
+                encoded = events.message_json(message)
+                if len(messages) == limit or (messages and size + len(encoded) > max_chars):
+                    return messages, last, True
+                messages.append(encoded)
+                size += len(encoded)
+                last = message.id
+            if len(page) < wanted:
+                return messages, last, False
 
     async def members_for_socket(self, room: str) -> list[str]:
         """For a joining socket's presence frame: everyone, or, while the backend is away,
@@ -250,10 +403,15 @@ class RoomManager:
         return ended
 
     async def close(self) -> None:
-        """Close every socket as the server goes away, and stop the listeners."""
+        """Close every socket as the server goes away, and stop the listeners (lingering
+        presence goes with the presence backend, which announces what it removes)."""
+        self._closing = True  # sockets ending from now on leave at once
         for connections in self._local.values():
             for connection in connections:
                 connection.drop(closecodes.GOING_AWAY)
+        for task in self._leaving:
+            task.cancel()
+        self._lingering.clear()
         await self._writer.close()
         listeners = list(self._listeners.values())
         for listener in listeners:

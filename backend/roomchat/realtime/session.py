@@ -21,13 +21,14 @@ from roomchat import store
 from roomchat.accounts import Principal
 from roomchat.config import Settings
 from roomchat.models import Message
-from roomchat.ratelimit import TokenBucket
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.connection import Connection, Outgoing
 from roomchat.realtime.frames import ChatMessage, FrameError, Typing, parse_frame
 from roomchat.realtime.manager import RoomManager
+from roomchat.realtime.strikes import Strikes
 from roomchat.realtime.uvicorn_protocol import frame_sink
 from roomchat.realtime.writer import StoreUnavailableError
+from roomchat.user_limits import UserLimits
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class SocketSession:
         connection: Connection,
         principal: Principal,
         rooms: RoomManager,
+        limits: UserLimits,
         settings: Settings,
         replayed_up_to: int,
     ) -> None:
@@ -56,10 +58,8 @@ class SocketSession:
         self._rooms = rooms
         self._settings = settings
         self._replayed_up_to = replayed_up_to
-        rate, burst = settings.messages_per_second, settings.message_burst
-        self._messages = TokenBucket(rate=rate, burst=burst)
-        self._strikes = TokenBucket(rate=rate, burst=burst)  # too many refusals: abuse
-        self._typing = TokenBucket(rate=1, burst=2)
+        self._messages = limits.messages  # the user's, shared by their sockets and HTTP
+        self._strikes = Strikes(limits.strikes, str(principal.user_id))
         self._in_flight: set[asyncio.Future[Message]] = set()
 
     async def run(self) -> closecodes.Close | None:
@@ -108,26 +108,33 @@ class SocketSession:
             if _too_big(text, data, self._settings.max_frame_bytes):
                 return closecodes.FRAME_TOO_BIG
             if text is None:
-                await self._reply_error("binary_frame", "send text frames (JSON or plain text)")
-                continue
-            if await self._handle(text):
+                abusive = self._refuse("binary_frame", "send text frames (JSON or plain text)")
+            else:
+                abusive = await self._handle(text)
+            if abusive:
                 return closecodes.ABUSE
 
     async def _handle(self, text: str) -> bool:
         """Act on one frame; True when the client is abusive and must be closed."""
         frame = parse_frame(text, max_chars=self._settings.max_message_chars)
         if isinstance(frame, FrameError):
-            await self._reply_error(frame.code, frame.detail)
-        elif isinstance(frame, Typing):
-            if self._typing.take():
+            return self._refuse(frame.code, frame.detail)
+        if isinstance(frame, Typing):
+            announce, tolerated = self._strikes.typing()
+            if announce:
                 await self._rooms.typing(self._connection.room, self._principal.username)
-        elif not self._messages.take():
-            if not self._strikes.take():
-                return True
+            return not tolerated
+        if not await self._messages.allow(self._principal.user_id):
             self._rooms.metrics.rate_limited.labels("socket").inc()
-            await self._reply_error("rate_limited", "slow down: too many messages")
-        else:
-            await self._post(frame)
+            return self._refuse("rate_limited", "slow down: too many messages")
+        await self._post(frame)
+        return False
+
+    def _refuse(self, code: str, detail: str) -> bool:
+        """Answer a frame that did nothing with an error; True once that is abuse."""
+        if not self._strikes.strike():
+            return True
+        self._reply_error(code, detail)
         return False
 
     async def _post(self, frame: ChatMessage) -> None:
@@ -140,7 +147,7 @@ class SocketSession:
         try:
             stored = self._rooms.submit(self._connection.room, draft)
         except StoreUnavailableError as exc:
-            await self._reply_error(exc.code, str(exc))
+            self._reply_error(exc.code, str(exc))
             return
         self._in_flight.add(stored)
         stored.add_done_callback(self._after_store)
@@ -155,7 +162,7 @@ class SocketSession:
         elif error is not None:
             log.error("storing a message failed", exc_info=error)
 
-    async def _reply_error(self, code: str, detail: str) -> None:
+    def _reply_error(self, code: str, detail: str) -> None:
         self._connection.offer(Outgoing.of(events.error_event(code, detail)))
 
 

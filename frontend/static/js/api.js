@@ -51,3 +51,9 @@ export function currentUser(token) {
 export function listRooms(token) {
   return request("/api/rooms", { token });
 }
+
+// A page of a room's history after a message id, oldest first: `{ messages: [...] }`.
+export function messagesAfter(token, room, after, limit = 200) {
+  const query = new URLSearchParams({ after: String(after), limit: String(limit) });
+  return request(`/api/rooms/${encodeURIComponent(room)}/messages?${query}`, { token });
+}

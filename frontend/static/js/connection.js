@@ -6,6 +6,7 @@ const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 15000;
 const NORMAL_CLOSURE = 1000;
 const POLICY_VIOLATION = 1008;
+const RECONNECT = 4000; // ours: the page closes its socket to connect again
 
 export class RoomConnection {
   // handlers: onFrame(frame), onState("connecting" | "open" | "reconnecting"),
@@ -30,6 +31,11 @@ export class RoomConnection {
     if (this.socket?.readyState !== WebSocket.OPEN) return false;
     this.socket.send(JSON.stringify(frame));
     return true;
+  }
+
+  // Drop the socket and connect again (with since=), as after a lost connection.
+  reconnect() {
+    this.socket?.close(RECONNECT);
   }
 
   close() {

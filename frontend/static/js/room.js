@@ -1,4 +1,5 @@
 // Being in a room: its socket, the Messages and Members lists, typing, and sending.
+import { ApiError, messagesAfter } from "./api.js";
 import { RoomConnection } from "./connection.js";
 import { sameUser } from "./dom.js";
 import { MessageLog } from "./messages.js";
@@ -7,6 +8,7 @@ import { MemberList, TypingIndicator } from "./presence.js";
 const TYPING_EVERY_MS = 2500;
 const STATUS = { connecting: "Connecting…", open: "Connected", reconnecting: "Reconnecting…" };
 const NOT_SENT = "Not connected right now: your message is kept, send it again once reconnected.";
+const NOT_RECOVERED = "Could not load the messages you missed; reconnecting…";
 
 export class RoomView {
   // hooks: isSessionValid() -> Promise<boolean>, onSessionEnded(reason), onPresence(room)
@@ -24,6 +26,10 @@ export class RoomView {
     this.session = null;
     this.room = null;
     this.connection = null;
+    // While missed messages are fetched over HTTP: the last one fetched (a reconnect
+    // resumes after it, not after the newest live message), and which fetch is current.
+    this.recoveredUpTo = null;
+    this.recovery = 0;
     this.lastTypingSent = 0;
     document.getElementById("send-form").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -48,7 +54,7 @@ export class RoomView {
       this.connection = new RoomConnection({
         room,
         token: this.session.token,
-        since: () => this.messages.lastId,
+        since: () => this.recoveredUpTo ?? this.messages.lastId,
         handlers: {
           onFrame: (frame) => this.receive(frame),
           onState: (state) => this.showState(state),
@@ -64,6 +70,8 @@ export class RoomView {
     this.connection?.close();
     this.connection = null;
     this.room = null;
+    this.recoveredUpTo = null;
+    this.recovery += 1;
     this.messages.clear();
     this.members.set([]);
     this.typing.reset();
@@ -77,6 +85,9 @@ export class RoomView {
     switch (frame.type) {
       case "history":
         for (const message of frame.messages) this.messages.add(message);
+        this.recovery += 1; // a newer history frame takes over from any fetch under way
+        this.recoveredUpTo = null;
+        if (frame.more) this.recover(frame);
         break;
       case "message":
         this.messages.add(frame);
@@ -101,6 +112,36 @@ export class RoomView {
       case "error":
         this.notice.textContent = frame.detail;
         break;
+    }
+  }
+
+  // The history frame holds at most ROOMCHAT_RECOVERY_LIMIT of the missed messages; with
+  // `more`, fetch the rest up to its `latest` (live messages come after it).
+  async recover({ messages, latest }) {
+    const recovery = this.recovery;
+    const room = this.room;
+    let after = messages.at(-1)?.id ?? 0;
+    this.recoveredUpTo = after;
+    try {
+      while (after < latest) {
+        const page = await messagesAfter(this.session.token, room, after);
+        if (recovery !== this.recovery) return;
+        if (page.messages.length === 0) break;
+        for (const message of page.messages) {
+          if (message.id <= latest) this.messages.add(message);
+        }
+        after = page.messages.at(-1).id;
+        this.recoveredUpTo = after;
+      }
+      this.recoveredUpTo = null;
+    } catch (error) {
+      if (recovery !== this.recovery) return;
+      if (error instanceof ApiError && error.status === 401) {
+        this.hooks.onSessionEnded(null);
+        return;
+      }
+      this.notice.textContent = NOT_RECOVERED;
+      this.connection?.reconnect(); // resumes after `recoveredUpTo`
     }
   }
 

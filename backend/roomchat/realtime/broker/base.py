@@ -72,7 +72,8 @@ class Broker(Protocol):
 
 
 class Presence(Protocol):
-    """Who is online in which room, counted per user: two tabs are one member."""
+    """Who is online in which room, counted per user: two tabs are one member; and how
+    many sockets each user has open, for ``ROOMCHAT_MAX_SOCKETS_PER_USER``."""
 
     async def add(self, room: str, user: str, connection_id: str) -> bool:
         """Record a connection; True when it is the user's first in the room."""
@@ -88,6 +89,15 @@ class Presence(Protocol):
 
     async def rooms(self) -> dict[str, int]:
         """Rooms with members online, and how many."""
+        ...
+
+    async def claim_socket(self, user: str, limit: int) -> bool:
+        """Count one more socket of ``user`` (in any room, on any worker), unless they
+        already have ``limit``: then False, and nothing counted."""
+        ...
+
+    async def release_socket(self, user: str) -> None:
+        """One socket of ``user`` (claimed here) has closed."""
         ...
 
     async def close(self) -> None: ...

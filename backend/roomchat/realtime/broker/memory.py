@@ -59,6 +59,7 @@ class MemoryBroker:
 class MemoryPresence:
     def __init__(self) -> None:
         self._connections: dict[str, dict[str, set[str]]] = {}
+        self._sockets: dict[str, int] = {}
 
     async def add(self, room: str, user: str, connection_id: str) -> bool:
         users = self._connections.setdefault(room, {})
@@ -85,5 +86,18 @@ class MemoryPresence:
     async def rooms(self) -> dict[str, int]:
         return {room: len(users) for room, users in self._connections.items()}
 
+    async def claim_socket(self, user: str, limit: int) -> bool:
+        count = self._sockets.get(user, 0)
+        if count >= limit:
+            return False
+        self._sockets[user] = count + 1
+        return True
+
+    async def release_socket(self, user: str) -> None:
+        count = self._sockets.pop(user, 0) - 1
+        if count > 0:
+            self._sockets[user] = count
+
     async def close(self) -> None:
         self._connections.clear()
+        self._sockets.clear()

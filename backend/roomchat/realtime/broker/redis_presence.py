@@ -12,7 +12,9 @@ while this worker was cut off) or a call failed, it writes them again ("resync")
 
 Keys, under ``{prefix}:presence:``: ``workers`` (zset: worker → deadline, ms),
 ``w:{worker}`` (set of ``room\\nuser\\nconnection``), ``alive:{worker}`` (written by a
-resync), ``r:{room}`` (hash: user → connections) and ``rooms`` (hash: room → users).
+resync), ``r:{room}`` (hash: user → connections), ``rooms`` (hash: room → users) and
+``s:{worker}`` (hash: user → sockets open on that worker, for the per-user cap: a claim
+adds up every live worker's count, so it is exact across workers).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from typing import Any, cast
 from uuid import uuid4
 
@@ -66,7 +69,7 @@ local function forget_worker(worker, out)
       table.insert(out, 'leave'); table.insert(out, room); table.insert(out, user)
     end
   end
-  redis.call('DEL', key, P .. 'alive:' .. worker)
+  redis.call('DEL', key, P .. 'alive:' .. worker, P .. 's:' .. worker)
   redis.call('ZREM', P .. 'workers', worker)
 end
 """
@@ -122,6 +125,34 @@ redis.call('ZADD', P .. 'workers', now_ms() + tonumber(ARGV[3]), ARGV[2])
 return out
 """
 
+# ARGV: prefix, worker, ttl_ms, user, limit -> 1 when the socket is counted, 0 at the cap
+_CLAIM = """
+local now = now_ms()
+redis.call('ZADD', P .. 'workers', 'NX', now + tonumber(ARGV[3]), ARGV[2])
+local total = 0
+for _, worker in ipairs(redis.call('ZRANGEBYSCORE', P .. 'workers', now, '+inf')) do
+  total = total + (tonumber(redis.call('HGET', P .. 's:' .. worker, ARGV[4])) or 0)
+end
+if total >= tonumber(ARGV[5]) then return 0 end
+redis.call('HINCRBY', P .. 's:' .. ARGV[2], ARGV[4], 1)
+return 1
+"""
+
+# ARGV: prefix, worker, user
+_RELEASE = """
+local key = P .. 's:' .. ARGV[2]
+if redis.call('HINCRBY', key, ARGV[3], -1) <= 0 then redis.call('HDEL', key, ARGV[3]) end
+return 0
+"""
+
+# ARGV: prefix, worker, user, count, user, count... -> this worker's socket counts, anew
+_RESYNC_SOCKETS = """
+local key = P .. 's:' .. ARGV[2]
+redis.call('DEL', key)
+for i = 3, #ARGV, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+return 0
+"""
+
 # ARGV: prefix -> leaves of every worker whose heartbeat deadline passed
 _SWEEP = """
 local out = {}
@@ -147,6 +178,7 @@ class RedisPresence:
         self._ttl_ms = str(int(ttl * 1000))
         self._interval = ttl / 3
         self._local: dict[str, str] = {}  # connection id -> entry
+        self._sockets: Counter[str] = Counter()  # user -> sockets claimed here
         self._dirty = False  # a change may not have reached Redis: resync
         self._lock = asyncio.Lock()
         register = self._redis.register_script
@@ -154,6 +186,8 @@ class RedisPresence:
         self._heartbeat = register(_COMMON + _HEARTBEAT)
         self._resync_script = register(_COMMON + _RESYNC)
         self._sweep, self._retire = register(_COMMON + _SWEEP), register(_COMMON + _RETIRE)
+        self._claim, self._release = register(_COMMON + _CLAIM), register(_COMMON + _RELEASE)
+        self._resync_sockets = register(_COMMON + _RESYNC_SOCKETS)
         self._stopping = asyncio.Event()
         self._task = asyncio.create_task(self._maintain(), name="roomchat-presence")
 
@@ -185,6 +219,27 @@ class RedisPresence:
         except REDIS_ERRORS as exc:
             raise BrokerUnavailableError(f"Redis is unavailable: {exc}") from exc
         return {room: int(count) for room, count in counts.items() if int(count) > 0}
+
+    async def claim_socket(self, user: str, limit: int) -> bool:
+        async with self._lock:
+            args = [self._prefix, self.worker, self._ttl_ms, user, str(limit)]
+            try:
+                claimed = bool(await self._claim(args=args))
+            except REDIS_ERRORS as exc:
+                # Counted here until Redis is back (the resync writes it): per worker.
+                log.info("socket cap counted in this worker only (Redis unavailable): %r", exc)
+                self._dirty = True
+                claimed = self._sockets[user] < limit
+            if claimed:
+                self._sockets[user] += 1
+            return claimed
+
+    async def release_socket(self, user: str) -> None:
+        async with self._lock:
+            self._sockets[user] -= 1
+            if self._sockets[user] <= 0:
+                del self._sockets[user]
+            await self._change(self._release, [self._prefix, self.worker, user])
 
     async def close(self) -> None:
         # Not a cancel: redis-py may turn a cancelled command into a TimeoutError, which
@@ -240,7 +295,9 @@ class RedisPresence:
         async with self._lock:
             self._dirty = False
             entries = list(self._local.values())
+            counts = [str(item) for pair in self._sockets.items() for item in pair]
             try:
+                await self._resync_sockets(args=[self._prefix, self.worker, *counts])
                 changes = await self._resync_script(
                     args=[self._prefix, self.worker, self._ttl_ms, *entries]
                 )

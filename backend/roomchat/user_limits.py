@@ -1,0 +1,80 @@
+"""Limits per user, on every worker: messages (sockets and HTTP together), rooms created.
+
+A user's budget is theirs, not their socket's: reconnecting, opening more sockets or
+switching to HTTP draws on the same one. With Redis every worker counts together; while
+Redis is away each worker counts alone (``RedisRateLimiter``'s fallback).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from roomchat.config import Settings
+from roomchat.ratelimit import KeyedRateLimiter, LocalRateLimiter, SharedRateLimiter
+
+HOUR = 3600.0
+
+
+class MessageRate:
+    """``ROOMCHAT_MESSAGES_PER_SECOND`` and ``ROOMCHAT_MESSAGE_BURST`` per user.
+
+    This worker's own bucket per user decides first, with no round trip: a flood is
+    refused here, and only what it lets through (at most the rate's worth per user and
+    worker) is counted again in the shared buckets, so a legitimate message pays one
+    Redis call and a refused one none.
+    """
+
+    def __init__(self, *, rate: float, burst: int, shared: SharedRateLimiter | None) -> None:
+        self._local = KeyedRateLimiter(rate=rate, burst=burst)
+        self._shared = shared
+
+    async def allow(self, user_id: int) -> bool:
+        """Take one message's worth of the user's budget; False when it is spent."""
+        key = str(user_id)
+        if not self._local.allow(key):
+            return False
+        return self._shared is None or await self._shared.allow(key)
+
+
+@dataclass(frozen=True, slots=True)
+class UserLimits:
+    messages: MessageRate
+    #: Frames that did nothing, toward the abuse close (``realtime.strikes``): per worker.
+    strikes: KeyedRateLimiter
+    #: Rooms created by first use: ``ROOMCHAT_ROOMS_PER_USER`` an hour.
+    new_rooms: SharedRateLimiter
+    close: Callable[[], Awaitable[None]]
+
+
+def create_user_limits(settings: Settings) -> UserLimits:
+    """Counted in Redis when it is configured (every worker counts together), else here."""
+    rate, burst = settings.messages_per_second, settings.message_burst
+    rooms = settings.rooms_per_user
+    if not settings.redis_url:
+
+        async def nothing() -> None:
+            return None
+
+        return UserLimits(
+            MessageRate(rate=rate, burst=burst, shared=None),
+            KeyedRateLimiter(rate=rate, burst=burst),
+            LocalRateLimiter(KeyedRateLimiter(rate=rooms / HOUR, burst=rooms)),
+            nothing,
+        )
+    from roomchat.realtime.broker.redis import redis_client
+    from roomchat.redis_ratelimit import RedisRateLimiter
+
+    client = redis_client(settings.redis_url)
+
+    def shared(name: str, rate: float, burst: int) -> SharedRateLimiter:
+        return RedisRateLimiter(
+            client, prefix=settings.redis_prefix, name=name, rate=rate, burst=burst
+        )
+
+    return UserLimits(
+        MessageRate(rate=rate, burst=burst, shared=shared("messages", rate, burst)),
+        KeyedRateLimiter(rate=rate, burst=burst),
+        shared("new-rooms", rooms / HOUR, rooms),
+        client.aclose,
+    )
