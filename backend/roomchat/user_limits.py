@@ -62,10 +62,9 @@ def create_user_limits(settings: Settings) -> UserLimits:
             LocalRateLimiter(KeyedRateLimiter(rate=rooms / HOUR, burst=rooms)),
             nothing,
         )
-    from roomchat.realtime.broker.redis import redis_client
-    from roomchat.redis_ratelimit import RedisRateLimiter
+    from roomchat.redis_ratelimit import RedisRateLimiter, limiter_client
 
-    client = redis_client(settings.redis_url)
+    client = limiter_client(settings.redis_url)  # a burst waits for a connection
 
     def shared(name: str, rate: float, burst: int) -> SharedRateLimiter:
         return RedisRateLimiter(
