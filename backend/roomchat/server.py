@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from roomchat.config import Settings
+from roomchat.http_protocol import RoomchatHttpProtocol
 from roomchat.logs import logging_config
 from roomchat.realtime.uvicorn_protocol import RoomchatWebSocketProtocol
 
@@ -17,8 +19,14 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     ``realtime.uvicorn_protocol``), without permessage-deflate: a compressed socket
     needs its own copy of every frame (and ~40 KiB of zlib state), where an
     uncompressed one takes the bytes framed once for the whole room.
+
+    HTTP uses roomchat's protocol too (uvicorn's httptools with a deadline on idle
+    connections and on each request's head and body: ``ROOMCHAT_IDLE_TIMEOUT_SECONDS``,
+    see ``http_protocol``). A ``partial`` rather than a class made on the fly, so that
+    ``--workers`` can hand it to its worker processes.
     """
     return {
+        "http": partial(RoomchatHttpProtocol, idle_timeout=settings.idle_timeout_seconds),
         "ws": RoomchatWebSocketProtocol,
         "ws_per_message_deflate": False,
         "ws_max_size": settings.max_frame_bytes,
