@@ -1,7 +1,7 @@
 """``ROOMCHAT_IDLE_TIMEOUT_SECONDS``: an HTTP connection idle, or sending its head or body
-too slowly, is closed (API.md, version 2 limits); a request head over 64 KiB is answered
-and closed. Raw sockets on a real server, with a one-second timeout so that the tests
-are quick.
+too slowly, is closed (API.md, version 2 limits); a WebSocket upgrade too large for the
+WebSocket layer, or any request head over 64 KiB, is answered and closed. Raw sockets on
+a real server, with a one-second timeout so that the tests are quick.
 
 Under ``roomchat serve``'s protocols only: plain uvicorn has no head or body timeout
 (README, "What only `roomchat serve` enforces").
@@ -146,6 +146,30 @@ async def test_a_busy_kept_alive_connection_and_a_socket_outlive_the_timeout(
             assert (await recv_type(ws, "message"))["text"] == f"message {requests}"
             await asyncio.sleep(TIMEOUT / 2)  # idle spells shorter than the timeout
         assert requests >= 4
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status"),
+    [
+        (b"GET /ws/lobby?x=" + b"a" * 9000 + b" HTTP/1.1\r\n", b"414"),
+        (
+            b"GET /ws/lobby HTTP/1.1\r\n" + b"".join(b"X-H%d: v\r\n" % n for n in range(130)),
+            b"431",
+        ),
+    ],
+    ids=["uri-over-8-KiB", "over-128-headers"],
+)
+async def test_an_oversized_websocket_upgrade_is_answered_and_closed(
+    raw: Raw, request_head: bytes, status: bytes
+) -> None:
+    await raw.send(
+        request_head
+        + b"Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        + b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    answer = await raw.read_to_eof()
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
+    assert "detail" in json.loads(answer.split(b"\r\n\r\n", 1)[1])
 
 
 async def test_a_request_head_over_64_kib_is_answered_431_and_closed(raw: Raw) -> None:

@@ -1,0 +1,54 @@
+"""Pings are answered only while the client reads: one that pings and never reads makes
+the server hold no more for it than any socket's budget (API.md, version 2 limits).
+
+Only under ``roomchat serve``'s protocol: plain uvicorn answers every ping into an
+unbounded write buffer (README, "What only `roomchat serve` enforces").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import psutil
+
+from tests.conftest import live_token
+from tests.live import LiveServer
+from tests.probing import STALL_SECONDS, worst_probe_latency
+from tests.rawclient import BIG_PING_FRAME, RawFloodingClient
+from tests.test_ws_rooms import join
+from tests.wsclient import recv_type, room_url
+
+PINGS = 48 * 1024 * 1024  # bytes of pings the client tries to send
+#: What the server may hold for it: the socket's budget and the kernel's buffers, with
+#: room to spare. Without the limit its pongs alone (as many bytes as the pings) stay.
+MAX_RSS_GROWTH = 16 * 1024 * 1024
+
+
+async def test_a_client_that_pings_and_never_reads_costs_bounded_memory(
+    live_server: Callable[..., LiveServer],
+) -> None:
+    server = live_server(send_buffer_bytes=16_384)
+    pinger = RawFloodingClient(room_url(server.ws_url, "lobby", await live_token(server, "pinger")))
+    await pinger.open(server.port)
+    friend, _, _ = await join(server, "lobby", await live_token(server, "friend"))
+    process = psutil.Process()
+    rss_before = process.memory_info().rss
+
+    flood = asyncio.ensure_future(
+        pinger.flood(BIG_PING_FRAME * 500, limit=PINGS, seconds=30, until_stalled=True)
+    )
+    worst = await worst_probe_latency(server, until=flood)
+    result = flood.result()
+    growth = process.memory_info().rss - rss_before
+
+    assert growth < MAX_RSS_GROWTH, f"RSS grew by {growth / 2**20:.0f} MiB"
+    # The server stopped reading it (or let it go) long before it sent everything.
+    assert result.stalled or result.broken_after is not None
+    assert result.sent < PINGS
+    assert worst < STALL_SECONDS, f"/healthz took {worst:.2f} s during the flood"
+    # The others chat on.
+    await friend.send("still here")
+    assert (await recv_type(friend, "message"))["text"] == "still here"
+    await friend.close()
+    pinger.close_now()
