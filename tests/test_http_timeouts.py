@@ -15,7 +15,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from pydantic import ValidationError
 
+from roomchat.config import Settings
+from roomchat.http_protocol import RoomchatHttpProtocol
+from roomchat.server import uvicorn_options
 from tests.conftest import live_token
 from tests.live import LiveServer
 from tests.wsclient import open_socket, recv, recv_type, room_url
@@ -182,3 +186,14 @@ async def test_a_request_head_over_64_kib_is_answered_431_and_closed(raw: Raw) -
             break
     answer = await raw.read_to_eof()
     assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+
+
+def test_the_timeout_is_30_s_by_default_and_reaches_roomchat_serve() -> None:
+    settings = Settings(_env_file=None)
+    assert settings.idle_timeout_seconds == 30  # API.md
+    http = uvicorn_options(settings.model_copy(update={"idle_timeout_seconds": 7}))["http"]
+    assert http.func is RoomchatHttpProtocol
+    assert http.keywords == {"idle_timeout": 7}
+    for bad in (0, -1, "soon"):
+        with pytest.raises(ValidationError):
+            Settings(_env_file=None, idle_timeout_seconds=bad)
