@@ -1,5 +1,6 @@
-"""Pings are answered only while the client reads: one that pings and never reads makes
-the server hold no more for it than any socket's budget (API.md, version 2 limits).
+"""Control frames count (API.md, version 2 limits): pings are answered only while the
+client reads, so one that pings and never reads makes the server hold no more for it
+than any socket's budget, and pings past the message rate count toward the abuse close.
 
 Only under ``roomchat serve``'s protocol: plain uvicorn answers every ping into an
 unbounded write buffer (README, "What only `roomchat serve` enforces").
@@ -11,11 +12,12 @@ import asyncio
 from collections.abc import Callable
 
 import psutil
+from websockets.frames import Opcode
 
 from tests.conftest import live_token
 from tests.live import LiveServer
 from tests.probing import STALL_SECONDS, worst_probe_latency
-from tests.rawclient import BIG_PING_FRAME, RawFloodingClient
+from tests.rawclient import BIG_PING_FRAME, RawFloodingClient, masked_frame
 from tests.test_ws_rooms import join
 from tests.wsclient import recv_type, room_url
 
@@ -28,7 +30,11 @@ MAX_RSS_GROWTH = 16 * 1024 * 1024
 async def test_a_client_that_pings_and_never_reads_costs_bounded_memory(
     live_server: Callable[..., LiveServer],
 ) -> None:
-    server = live_server(send_buffer_bytes=16_384)
+    # Pings past the message rate would close it as abusive (the next test): here the
+    # rate is out of the way, so that only the answering-while-reading is tested.
+    server = live_server(
+        send_buffer_bytes=16_384, messages_per_second=1_000_000, message_burst=1_000_000
+    )
     pinger = RawFloodingClient(room_url(server.ws_url, "lobby", await live_token(server, "pinger")))
     await pinger.open(server.port)
     friend, _, _ = await join(server, "lobby", await live_token(server, "friend"))
@@ -50,5 +56,20 @@ async def test_a_client_that_pings_and_never_reads_costs_bounded_memory(
     # The others chat on.
     await friend.send("still here")
     assert (await recv_type(friend, "message"))["text"] == "still here"
+    await friend.close()
+    pinger.close_now()
+
+
+async def test_pings_past_the_message_rate_close_the_socket_as_abusive(
+    live_server: Callable[..., LiveServer],
+) -> None:
+    server = live_server()  # 5 a second, 20 at once
+    pinger = RawFloodingClient(room_url(server.ws_url, "lobby", await live_token(server, "pinger")))
+    await pinger.open(server.port)
+    friend, _, _ = await join(server, "lobby", await live_token(server, "friend"))
+    await pinger.send_bytes(masked_frame(Opcode.PING, b"are you there?") * 100)
+    assert await pinger.read_close_frame() == 1008
+    leave = await recv_type(friend, "leave")
+    assert leave["user"] == "pinger"
     await friend.close()
     pinger.close_now()

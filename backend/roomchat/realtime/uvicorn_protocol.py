@@ -15,6 +15,7 @@ negotiated no extension (permessage-deflate would need per-socket compression).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -29,6 +30,8 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 
 from roomchat.http_protocol import error_response
+from roomchat.ratelimit import TokenBucket
+from roomchat.realtime.closecodes import ABUSE
 
 EXTENSION = "roomchat.frames"
 log = logging.getLogger(__name__)
@@ -228,7 +231,9 @@ class RoomchatWebSocketProtocol(WebSocketsSansIOProtocol):
       the transport holds more than its high-water mark of unsent bytes (the client does
       not read): every byte written, pongs included, counts.
     - **Pings are answered only while the client reads**: while the transport is over its
-      mark, a ping gets no pong (and no more are read).
+      mark, a ping gets no pong (and no more are read). **Control frames count**: pings
+      and pongs past the message rate (``ROOMCHAT_MESSAGES_PER_SECOND``, ``_BURST``) go
+      unanswered, and as many again past it close the socket as abusive (1008).
     - **Once its close frame is sent the server reads little more**: up to
       ``CLOSING_READ_BYTES`` / ``CLOSING_READ_FRAMES``, to find the client's own close
       frame, and discards it all; then nothing. The close frame goes out even while the
@@ -245,12 +250,19 @@ class RoomchatWebSocketProtocol(WebSocketsSansIOProtocol):
       it. A text frame that is not UTF-8 closes the socket (1007) without a traceback.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        control_frames_per_second: float = 5.0,
+        control_frame_burst: int = 20,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.queue = _Inbox()  # type: ignore[assignment]
         self.writable = _Flag()  # type: ignore[assignment]
         self.writable.set()
         self.close_timeout = CLOSE_TIMEOUT_SECONDS
+        self._control_rate = (control_frames_per_second, control_frame_burst)
 
     # Per-socket state, as class defaults: an idle socket's instance holds none of it.
     _unread: bytearray | None = None  # received, not parsed yet
@@ -258,6 +270,8 @@ class RoomchatWebSocketProtocol(WebSocketsSansIOProtocol):
     _drain_scheduled = False
     _closing_bytes_left = _closing_frames_left = 0  # what is still read after the close
     _cut_off: asyncio.TimerHandle | None = None
+    _control: TokenBucket | None = None  # pings and pongs, made on the first one
+    _control_strikes: TokenBucket | None = None
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
@@ -354,9 +368,11 @@ class RoomchatWebSocketProtocol(WebSocketsSansIOProtocol):
                 elif opcode is Opcode.CONT:
                     self.handle_cont(event)
                 elif opcode is Opcode.PING:
-                    self.handle_ping()
+                    if self._control_frame_allowed():
+                        self.handle_ping()
                 elif opcode is Opcode.PONG:
-                    self.handle_pong(event)
+                    if self._control_frame_allowed():
+                        self.handle_pong(event)
                 else:
                     self.handle_close(event)
             elif isinstance(event, Request):
@@ -401,6 +417,24 @@ class RoomchatWebSocketProtocol(WebSocketsSansIOProtocol):
             self.read_paused = False
             self._may_read_again()
         return message
+
+    def _control_frame_allowed(self) -> bool:
+        """Pings and pongs at the message rate; past it they are ignored, and as many
+        again past it again close the socket as abusive (1008), as messages do."""
+        control = self._control
+        if control is None:
+            rate, burst = self._control_rate
+            control = self._control = TokenBucket(rate=rate, burst=burst)
+            self._control_strikes = TokenBucket(rate=rate, burst=burst)
+        if control.take():
+            return True
+        self.conn.data_to_send()  # the pong websockets prepared: not sent
+        assert self._control_strikes is not None
+        if not self._control_strikes.take() and self.handshake_complete and not self.close_sent:
+            log.info("closing a socket: too many control frames")
+            with contextlib.suppress(ClientDisconnected):  # it is going already
+                self._send_close(ABUSE.code, ABUSE.reason)
+        return False
 
     def handle_ping(self) -> None:
         pong = self.conn.data_to_send()
