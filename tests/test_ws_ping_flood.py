@@ -9,6 +9,7 @@ unbounded write buffer (README, "What only `roomchat serve` enforces").
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import psutil
@@ -73,3 +74,18 @@ async def test_pings_past_the_message_rate_close_the_socket_as_abusive(
     assert leave["user"] == "pinger"
     await friend.close()
     pinger.close_now()
+
+
+async def test_pongs_to_the_servers_own_pings_do_not_count(
+    live_server: Callable[..., LiveServer],
+) -> None:
+    # The server pings every 50 ms: 80 pongs in 4 s, far past the 5-a-second rate.
+    server = live_server(uvicorn_options={"ws_ping_interval": 0.05, "ws_ping_timeout": 5})
+    ws, _, _ = await join(server, "lobby", await live_token(server, "alice"))
+    started, sent = time.monotonic(), 0
+    while time.monotonic() - started < 4:
+        sent += 1
+        await ws.send(f"still here {sent}")
+        assert (await recv_type(ws, "message"))["text"] == f"still here {sent}"
+        await asyncio.sleep(0.5)  # the time for the pings to come, not a synchronisation
+    await ws.close()

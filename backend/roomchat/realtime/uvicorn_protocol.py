@@ -262,7 +262,9 @@ class RoomchatWebSocketProtocol(WebSocketsSansIOProtocol):
         self.writable = _Flag()  # type: ignore[assignment]
         self.writable.set()
         self.close_timeout = CLOSE_TIMEOUT_SECONDS
-        self._control_rate = (control_frames_per_second, control_frame_burst)
+        control_rate = (control_frames_per_second, control_frame_burst)
+        if control_rate != self._control_rate:  # (the default needs no room per socket)
+            self._control_rate = control_rate
 
     # Per-socket state, as class defaults: an idle socket's instance holds none of it.
     _unread: bytearray | None = None  # received, not parsed yet
@@ -270,8 +272,9 @@ class RoomchatWebSocketProtocol(WebSocketsSansIOProtocol):
     _drain_scheduled = False
     _closing_bytes_left = _closing_frames_left = 0  # what is still read after the close
     _cut_off: asyncio.TimerHandle | None = None
-    _control: TokenBucket | None = None  # pings and pongs, made on the first one
-    _control_strikes: TokenBucket | None = None
+    _control_rate: tuple[float, int] = (5.0, 20)
+    _control: TokenBucket | None = None  # the client's pings and pongs, from its first
+    _control_strikes: TokenBucket | None = None  # from its first one past the rate
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
@@ -371,8 +374,11 @@ class RoomchatWebSocketProtocol(WebSocketsSansIOProtocol):
                     if self._control_frame_allowed():
                         self.handle_ping()
                 elif opcode is Opcode.PONG:
-                    if self._control_frame_allowed():
-                        self.handle_pong(event)
+                    pending = self.pending_ping_payload
+                    if pending is not None and bytes(event.data) == pending:
+                        self.handle_pong(event)  # the answer to the server's keepalive
+                    else:
+                        self._control_frame_allowed()  # unsolicited: counted, ignored
                 else:
                     self.handle_close(event)
             elif isinstance(event, Request):
@@ -425,12 +431,14 @@ class RoomchatWebSocketProtocol(WebSocketsSansIOProtocol):
         if control is None:
             rate, burst = self._control_rate
             control = self._control = TokenBucket(rate=rate, burst=burst)
-            self._control_strikes = TokenBucket(rate=rate, burst=burst)
         if control.take():
             return True
         self.conn.data_to_send()  # the pong websockets prepared: not sent
-        assert self._control_strikes is not None
-        if not self._control_strikes.take() and self.handshake_complete and not self.close_sent:
+        strikes = self._control_strikes
+        if strikes is None:
+            rate, burst = self._control_rate
+            strikes = self._control_strikes = TokenBucket(rate=rate, burst=burst)
+        if not strikes.take() and self.handshake_complete and not self.close_sent:
             log.info("closing a socket: too many control frames")
             with contextlib.suppress(ClientDisconnected):  # it is going already
                 self._send_close(ABUSE.code, ABUSE.reason)
