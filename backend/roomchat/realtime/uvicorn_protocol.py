@@ -235,8 +235,8 @@ class RoomchatWebSocketProtocol(WebSocketsSansIOProtocol):
       and pongs past the message rate (``ROOMCHAT_MESSAGES_PER_SECOND``, ``_BURST``) go
       unanswered, and as many again past it close the socket as abusive (1008).
     - **Once its close frame is sent the server reads little more**: up to
-      ``CLOSING_READ_BYTES`` / ``CLOSING_READ_FRAMES``, to find the client's own close
-      frame, and discards it all; then nothing. The close frame goes out even while the
+      ``CLOSING_READ_BYTES`` / ``CLOSING_READ_FRAMES`` (checked after each slice), to
+      find the client's own close frame, and discards it all; then nothing. The close frame goes out even while the
       transport is over its mark, and the connection is aborted ``CLOSE_TIMEOUT_SECONDS``
       after it, finished or not. Every other way this protocol closes a transport (a
       refused handshake, the client's own close, a failed keepalive, shutdown) gets the
