@@ -236,11 +236,12 @@ class RoomchatWebSocketProtocol(WebSocketsSansIOProtocol):
       unanswered, and as many again past it close the socket as abusive (1008).
     - **Once its close frame is sent the server reads little more**: up to
       ``CLOSING_READ_BYTES`` / ``CLOSING_READ_FRAMES`` (checked after each slice), to
-      find the client's own close frame, and discards it all; then nothing. The close frame goes out even while the
-      transport is over its mark, and the connection is aborted ``CLOSE_TIMEOUT_SECONDS``
-      after it, finished or not. Every other way this protocol closes a transport (a
-      refused handshake, the client's own close, a failed keepalive, shutdown) gets the
-      same cut-off, so no client can hold its connection by not reading.
+      find the client's own close frame, and discards it all; then nothing. The close
+      frame goes out even while the transport is over its mark, and the connection is
+      aborted ``CLOSE_TIMEOUT_SECONDS`` after it, finished or not. Every other way this
+      protocol closes a transport (a refused handshake, the client's own close, a failed
+      keepalive, shutdown) gets the same cut-off, so no client can hold its connection
+      by not reading.
     - **A WebSocket layer refusal is answered.** An upgrade whose request line or headers
       the WebSocket parser refuses (over 8 KiB, over 128 headers) gets websockets' status
       (414, 431, or 400) with a JSON ``{"detail"}`` body, and the connection is closed.
@@ -272,6 +273,7 @@ class RoomchatWebSocketProtocol(WebSocketsSansIOProtocol):
     _drain_scheduled = False
     _closing_bytes_left = _closing_frames_left = 0  # what is still read after the close
     _cut_off: asyncio.TimerHandle | None = None
+    _app_closed = False  # the close came from the app (not from this protocol)
     _control_rate: tuple[float, int] = (5.0, 20)
     _control: TokenBucket | None = None  # the client's pings and pongs, from its first
     _control_strikes: TokenBucket | None = None  # from its first one past the rate
@@ -468,8 +470,14 @@ class RoomchatWebSocketProtocol(WebSocketsSansIOProtocol):
             and not self.close_sent
             and not self.disconnected
         ):
+            self._app_closed = True
             self._send_close(message.get("code", 1000), message.get("reason") or "")
             return
+        if self.close_sent and not self._app_closed and self.initial_response is None:
+            # This protocol closed the socket (a bad frame, abuse, keepalive, shutdown)
+            # while the app was still sending, maybe before its first frame: to the app
+            # the client is gone, as it will be, not an "unexpected ASGI message" error.
+            raise ClientDisconnected()
         await super().send(message)
         if self.initial_response is not None and self.close_sent:
             self.handshake_complete = True  # a denial response completes the handshake
