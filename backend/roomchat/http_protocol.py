@@ -168,9 +168,10 @@ class RoomchatHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        before = self.cycle
         super().on_headers_complete()
-        if self.parser.should_upgrade() and self._should_upgrade():
-            return  # handle_websocket_upgrade is next
+        if self.cycle is before:
+            return  # no request cycle: an upgrade, handle_websocket_upgrade is next
         self._in_body = True
         if self.pipeline and self.pipeline[0][0] is self.cycle:
             self._disarm()  # queued behind a response: its body is not being read yet
