@@ -67,13 +67,15 @@ FIGURES = [
         "≤ 5",
         _roomchat(lambda v: isinstance(v, int | float) and v <= 5),
     ),
+    # API.md cuts a client off 5 s after its close frame: about 5 here in a full run,
+    # "held" in a --quick one, where the stuck member reads again within those 5 s.
     Figure("slow/stuck", "stuck_close_after_drop_s", "socket let go after drop (s)"),
     Figure(
         "slow/stuck",
         "stuck_close_code",
         "close code it reads",
-        "1013",
-        _roomchat(lambda v: v == "1013"),
+        "1013, or eof",  # eof: it reads again after the cut-off (a full run's 20 s)
+        _roomchat(lambda v: v in {"1013", "eof"}),
     ),
     Figure(
         "slow/stuck",

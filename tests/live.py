@@ -24,10 +24,14 @@ from roomchat.server import uvicorn_options
 
 START_TIMEOUT = 20.0
 
-#: uvicorn options for the two ways a socket's events go out: roomchat's own protocol
-#: with its frame sink (the default), and plain ASGI under uvicorn's stock protocol (as
+#: uvicorn options for the two ways a socket's events go out: roomchat's own protocols
+#: with its frame sink (the default), and plain ASGI under uvicorn's stock protocols (as
 #: ``uvicorn roomchat.main:app`` serves it), compression on as a browser would ask.
-PLAIN_ASGI: dict[str, Any] = {"ws": "websockets-sansio", "ws_per_message_deflate": True}
+PLAIN_ASGI: dict[str, Any] = {
+    "http": "auto",
+    "ws": "websockets-sansio",
+    "ws_per_message_deflate": True,
+}
 SEND_PATHS = [pytest.param({}, id="frame-sink"), pytest.param(PLAIN_ASGI, id="plain-asgi")]
 
 

@@ -23,12 +23,24 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, env: dict[str, str], *, workers: int = 1, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        workers: int = 1,
+        cwd: Path | None = None,
+        plain_uvicorn: bool = False,
+    ) -> None:
+        """``roomchat serve``, or with ``plain_uvicorn`` ``uvicorn roomchat.main:app``
+        (uvicorn's own protocols and logging)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "roomchat", "serve", "--port", str(self.port)]
-        command += ["--workers", str(workers)]
+        if plain_uvicorn:
+            command = [sys.executable, "-m", "uvicorn", "roomchat.main:app"]
+        else:
+            command = [sys.executable, "-m", "roomchat", "serve"]
+        command += ["--port", str(self.port), "--workers", str(workers)]
         self._process = subprocess.Popen(
             command,
             env={**os.environ, **env},

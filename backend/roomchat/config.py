@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     max_frame_bytes: int = Field(default=65536, ge=256)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     send_queue_bytes: int = Field(default=1_048_576, ge=1024)
+    idle_timeout_seconds: float = Field(default=30, gt=0, le=3600)
     password_hash_concurrency: int = Field(default=2, ge=1)
     login_failures_per_user: int = Field(default=5, ge=1)
     login_failures_per_address: int = Field(default=20, ge=1)

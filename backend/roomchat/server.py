@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from roomchat.config import Settings
+from roomchat.http_protocol import RoomchatHttpProtocol
 from roomchat.logs import logging_config
 from roomchat.realtime.uvicorn_protocol import RoomchatWebSocketProtocol
 
@@ -16,10 +18,21 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     Sockets use roomchat's protocol (uvicorn's websockets-sansio with a frame sink, see
     ``realtime.uvicorn_protocol``), without permessage-deflate: a compressed socket
     needs its own copy of every frame (and ~40 KiB of zlib state), where an
-    uncompressed one takes the bytes framed once for the whole room.
+    uncompressed one takes the bytes framed once for the whole room. Its pings and
+    pongs are limited to the message rate.
+
+    HTTP uses roomchat's protocol too (uvicorn's httptools with a deadline on idle
+    connections and on each request's head and body: ``ROOMCHAT_IDLE_TIMEOUT_SECONDS``,
+    see ``http_protocol``). Settings reach the protocols through ``partial`` rather than
+    classes made on the fly, so that ``--workers`` can hand them to its worker processes.
     """
     return {
-        "ws": RoomchatWebSocketProtocol,
+        "http": partial(RoomchatHttpProtocol, idle_timeout=settings.idle_timeout_seconds),
+        "ws": partial(
+            RoomchatWebSocketProtocol,
+            control_frames_per_second=settings.messages_per_second,
+            control_frame_burst=settings.message_burst,
+        ),
         "ws_per_message_deflate": False,
         "ws_max_size": settings.max_frame_bytes,
         "log_level": settings.log_level,

@@ -14,7 +14,7 @@ import logging
 from starlette.responses import JSONResponse
 from starlette.routing import Match, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.connection import Connection
@@ -112,6 +112,11 @@ class ServeSocketsFirst:
 
     The server's own ``send`` is kept in the scope for the socket's writer: thousands
     of prebuilt messages a second skip ``WebSocket.send``'s state checks.
+
+    A client that leaves during the handshake (before its session reads, which hears of
+    it as a disconnect) makes an accept or a first frame raise ``WebSocketDisconnect``:
+    that is a client leaving, not an error of the server's, and anyone can do it, so it
+    is logged at debug level, not as uvicorn's "Exception in ASGI application".
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -123,6 +128,9 @@ class ServeSocketsFirst:
             if match is Match.FULL:
                 scope.update(child_scope)
                 scope[RAW_SEND] = send
-                await ROUTE.handle(scope, receive, send)
+                try:
+                    await ROUTE.handle(scope, receive, send)
+                except WebSocketDisconnect as gone:
+                    log.debug("client left during the handshake", extra={"code": gone.code})
                 return
         await self.app(scope, receive, send)

@@ -21,7 +21,7 @@ from roomchat import store
 from roomchat.accounts import Principal
 from roomchat.config import Settings
 from roomchat.models import Message
-from roomchat.realtime import closecodes, events
+from roomchat.realtime import closecodes, events, uvicorn_protocol
 from roomchat.realtime.connection import Connection, Outgoing
 from roomchat.realtime.frames import ChatMessage, FrameError, Typing, parse_frame
 from roomchat.realtime.manager import RoomManager
@@ -33,8 +33,8 @@ from roomchat.user_limits import UserLimits
 log = logging.getLogger(__name__)
 
 #: A client that stopped reading sees its close frame only after what is already buffered
-#: for it; wait that long for it to read again before giving up on it.
-CLOSE_TIMEOUT_SECONDS = 30.0
+#: for it; it has this long (API.md: 5 s) to read up to it and answer before it is cut off.
+CLOSE_TIMEOUT_SECONDS = uvicorn_protocol.CLOSE_TIMEOUT_SECONDS
 MAX_POSTS_IN_FLIGHT = 64
 
 
@@ -168,7 +168,13 @@ class SocketSession:
 
 async def close_socket(websocket: WebSocket, close: closecodes.Close) -> None:
     """Send the close frame; a peer that stopped reading gets ``CLOSE_TIMEOUT_SECONDS`` to
-    read up to it, and then (under ``roomchat serve``) its connection is aborted."""
+    read up to it, and then (under ``roomchat serve``) its connection is aborted.
+
+    Under ``roomchat serve`` the close frame goes out at once even to a client that does
+    not read (the protocol writes it past the transport's mark), and the protocol reads
+    no more from the socket; under another server the close waits its turn to be sent,
+    for ``CLOSE_TIMEOUT_SECONDS`` at most.
+    """
     code = close.code
     sink = frame_sink(websocket.scope)
     if sink is not None:
