@@ -69,20 +69,24 @@ class RawClient:
     def _read_to_close(self) -> int | None:
         """The server's close code; None when the connection ends without a close frame."""
         try:
-            while True:
-                try:
-                    data = self._socket.recv(65536)
-                except ConnectionResetError:
-                    return None
-                if not data:
-                    return None
-                self._protocol.receive_data(data)
-                for event in self._protocol.events_received():
-                    if isinstance(event, Frame) and event.opcode is Opcode.CLOSE:
-                        close = self._protocol.close_rcvd
-                        return close.code if close else None
+            return self._read_close_frame()
+        except ConnectionResetError:
+            return None
         finally:
             self._socket.close()
+
+    def _read_close_frame(self) -> int | None:
+        """Read up to the server's close frame and return its code, leaving the socket
+        open; None when the connection ends without one."""
+        while True:
+            data = self._socket.recv(65536)
+            if not data:
+                return None
+            self._protocol.receive_data(data)
+            for event in self._protocol.events_received():
+                if isinstance(event, Frame) and event.opcode is Opcode.CLOSE:
+                    close = self._protocol.close_rcvd
+                    return close.code if close else None
 
     def abandon(self) -> None:
         """Close the connection without reading what the server sent."""
@@ -128,17 +132,6 @@ class RawFloodingClient(RawClient):
     async def read_close_frame(self, timeout: float = 10.0) -> int | None:
         """Read until the server's close frame; do not answer it, keep the socket open."""
         return await asyncio.wait_for(asyncio.to_thread(self._read_close_frame), timeout)
-
-    def _read_close_frame(self) -> int | None:
-        while True:
-            data = self._socket.recv(65536)
-            if not data:
-                return None
-            self._protocol.receive_data(data)
-            for event in self._protocol.events_received():
-                if isinstance(event, Frame) and event.opcode is Opcode.CLOSE:
-                    close = self._protocol.close_rcvd
-                    return close.code if close else None
 
     async def flood(
         self, chunk: bytes, *, limit: int, seconds: float, until_stalled: bool = False
