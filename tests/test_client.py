@@ -54,6 +54,11 @@ async def drain(room: Room, timeout: float = TIMEOUT) -> None:
             pass
 
 
+#: A token meant to expire mid-session must outlive a connect and a round trip on a loaded
+#: machine first, or the handshake refuses it (401) and the test sees another path.
+MID_SESSION_EXPIRY = 4.0
+
+
 def short_token(username: str, seconds: float, secret: str = TEST_SECRET) -> str:
     """A valid token that expires in ``seconds``, minted as a trusted backend may (issued
     now: one issued before the account was created would be refused)."""
@@ -244,7 +249,7 @@ async def test_expired_token_with_credentials_logs_in_again_and_resumes(
 ) -> None:
     server = live_server()
     await live_token(server, "alice")
-    token = short_token("alice", seconds=2)
+    token = short_token("alice", seconds=MID_SESSION_EXPIRY)
     client = Client(server.http_url, username="alice", password=PASSWORD, token=token)
     client.refresh_margin = 0.0  # keep the short token until the server closes with 1008
     async with client, client.room("lobby") as room:
@@ -280,7 +285,8 @@ async def test_a_token_that_expires_while_the_server_is_down_is_renewed_once_it_
 
 async def test_expired_token_without_credentials_is_a_clear_error(live: LiveServer) -> None:
     await live_token(live, "alice")
-    async with Client(live.http_url, token=short_token("alice", seconds=1.5)) as client:
+    token = short_token("alice", seconds=MID_SESSION_EXPIRY)
+    async with Client(live.http_url, token=token) as client:
         async with client.room("lobby") as room:
             with pytest.raises(RoomClosedError) as closed:
                 await drain(room)
