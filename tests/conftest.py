@@ -17,9 +17,9 @@ from roomchat.config import Settings
 from roomchat.main import create_app
 from roomchat.ratelimit import Clock
 from tests import services
+from tests.helpers import TEST_SECRET
 from tests.live import LiveServer
 
-TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 PASSWORD = "correct horse battery"
 
 #: The variables that steer the test run itself. Every other ``ROOMCHAT_*`` is the
@@ -94,7 +94,8 @@ def redis_prefix() -> Iterator[str]:
 def postgres_databases() -> Iterator[list[str]]:
     """Migrated databases not in use; each test borrows one and gives it back emptied.
 
-    Copying a template costs a quarter of a second; emptying two tables, a hundredth.
+    Creating and migrating a database costs a good part of a second (``postgres_url``
+    does it only when none is free); emptying its tables, a hundredth.
     """
     require_postgres()
     free: list[str] = []

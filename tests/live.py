@@ -21,6 +21,7 @@ from roomchat.config import Settings
 from roomchat.main import create_app
 from roomchat.ratelimit import Clock
 from roomchat.server import uvicorn_options
+from tests.helpers import free_port
 
 START_TIMEOUT = 20.0
 
@@ -50,10 +51,7 @@ class LiveServer:
         self._app_factory = app_factory or functools.partial(create_app, clock=clock)
         self._send_buffer_bytes = send_buffer_bytes
         self._overrides = overrides
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port: int = probe.getsockname()[1]
-        probe.close()
+        self.port = free_port()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 

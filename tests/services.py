@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +23,8 @@ from uuid import uuid4
 
 import asyncpg
 import redis
+
+from tests.helpers import free_port
 
 REDIS_URL = os.environ.get("ROOMCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get(
@@ -128,13 +129,6 @@ def database_name(kind: str) -> str:
 
 
 # -- a private redis-server --------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class PrivateRedis:

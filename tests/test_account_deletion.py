@@ -19,8 +19,7 @@ from roomchat.models import User
 from roomchat.users import delete_user
 from tests.conftest import PASSWORD, TEST_SECRET, live_token, login, register
 from tests.live import LiveServer
-from tests.test_ws_handshake import refused_status
-from tests.wsclient import open_socket, recv_type, room_url, wait_close_frame
+from tests.wsclient import open_socket, recv_type, refused_status, room_url, wait_close_frame
 
 CLI_TIMEOUT = 60.0
 

@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD, live_token
+from tests.helpers import SECURITY_HEADERS
 from tests.live import LiveServer
 from tests.rawhttp import RawHTTP
 from tests.rss import MIB, PeakRSS
-from tests.test_headers import EVERYWHERE
 
 HUGE = 200 * MIB
 CHUNK = b"a" * (64 * 1024)
@@ -62,7 +62,7 @@ async def test_a_200_mb_register_body_gets_413_and_is_never_held(
     assert response.status_code == 413, response.text[:200]
     assert "detail" in response.json()
     assert response.headers["connection"] == "close"
-    for name, value in EVERYWHERE.items():
+    for name, value in SECURITY_HEADERS.items():
         assert response.headers[name] == value
     # The server stopped reading: the client could not even hand it all to the kernel.
     assert upload.sent < HUGE // 4, f"the client sent {upload.sent // MIB} MiB"

@@ -7,7 +7,6 @@ import io
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ import pytest
 from roomchat.cli import main
 from roomchat.client import Client, Message
 from tests.conftest import PASSWORD, TEST_SECRET, live_token
+from tests.helpers import free_port
 from tests.live import LiveServer
 
 TIMEOUT = 15.0
@@ -216,10 +216,7 @@ def test_chat_reports_a_refused_login(
 def test_serve_answers_then_stops_on_a_signal(
     tmp_path: Path, processes: list[subprocess.Popen[str]]
 ) -> None:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = free_port()
     env = {
         "ROOMCHAT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}",
         "ROOMCHAT_SECRET_KEY": TEST_SECRET,

@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from roomchat.config import Settings
 from roomchat.main import create_app
 from tests.conftest import PASSWORD, live_token
+from tests.helpers import SECURITY_HEADERS
 from tests.live import LiveServer
-from tests.test_headers import EVERYWHERE
 
 JSON = {"Content-Type": "application/json"}
 
@@ -32,7 +32,7 @@ def assert_json_error(response: httpx.Response, case: str) -> None:
     assert 400 <= response.status_code < 500, (case, response.status_code, response.text)
     assert response.headers["content-type"] == "application/json", case
     assert "detail" in response.json(), case
-    for name, value in EVERYWHERE.items():
+    for name, value in SECURITY_HEADERS.items():
         assert response.headers[name] == value, (case, name)
 
 
@@ -125,7 +125,7 @@ async def test_a_server_error_is_json_with_the_security_headers_and_no_traceback
         assert response.status_code == 500
         assert response.headers["content-type"] == "application/json"
         assert response.json() == {"detail": "Internal Server Error"}
-        for name, value in EVERYWHERE.items():
+        for name, value in SECURITY_HEADERS.items():
             assert response.headers[name] == value, name
         assert "content-security-policy" in response.headers
         assert "secret internals" not in response.text

@@ -3,58 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
 
 from roomchat import security
 from tests.conftest import PASSWORD, live_token
+from tests.helpers import CountingContext
 from tests.live import LiveServer
 from tests.wsclient import open_socket, recv_type, room_url
 
 BURST = 200
-
-
-class CountingContext:
-    """Wraps passlib's context and records how many hashes ran at once, and in what
-    order they started (``order``: ``"hash"`` for a registration, ``"verify"`` a login)."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self._lock = threading.Lock()
-        self.running = 0
-        self.most = 0
-        self.calls = 0
-        self.order: list[str] = []
-
-    def count(self, method: str) -> int:
-        with self._lock:
-            return self.order.count(method)
-
-    def _counted(self, method: str, *args: Any) -> Any:
-        with self._lock:
-            self.running += 1
-            self.calls += 1
-            self.most = max(self.most, self.running)
-            self.order.append(method)
-        try:
-            self.started(method)
-            return getattr(self._inner, method)(*args)
-        finally:
-            with self._lock:
-                self.running -= 1
-
-    def started(self, method: str) -> None:
-        """Called in the hashing thread once a call is counted, before it runs."""
-
-    def hash(self, *args: Any) -> Any:
-        return self._counted("hash", *args)
-
-    def verify(self, *args: Any) -> Any:
-        return self._counted("verify", *args)
 
 
 async def test_a_burst_of_logins_stays_bounded_and_the_server_keeps_serving(

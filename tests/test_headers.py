@@ -9,13 +9,8 @@ import re
 import httpx
 import pytest
 
+from tests.helpers import SECURITY_HEADERS
 from tests.live import LiveServer
-
-EVERYWHERE = {
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-    "x-frame-options": "DENY",
-}
 
 
 def directives(policy: str) -> dict[str, list[str]]:
@@ -51,7 +46,7 @@ async def test_every_response_gets_the_security_headers(
     client: httpx.AsyncClient, method: str, path: str
 ) -> None:
     response = await client.request(method, path)
-    for name, value in EVERYWHERE.items():
+    for name, value in SECURITY_HEADERS.items():
         assert response.headers[name] == value, (path, name)
     assert "content-security-policy" in response.headers
 
@@ -89,7 +84,7 @@ async def test_the_docs_run_only_their_own_packaged_script(
     for asset in assets:
         assert asset.startswith("/"), asset
         assert (await client.get(asset)).status_code == 200, asset
-    for name, value in EVERYWHERE.items():
+    for name, value in SECURITY_HEADERS.items():
         assert response.headers[name] == value
 
 

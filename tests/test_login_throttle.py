@@ -19,18 +19,10 @@ from roomchat import security
 from roomchat.main import create_app
 from roomchat.throttle import LoginThrottle
 from tests.conftest import PASSWORD, live_token, make_settings, register
+from tests.helpers import CountingContext, FakeClock
 from tests.live import LiveServer
-from tests.test_hashing_burst import CountingContext
 
 GUESSES = 200
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_throttle_counts_per_user_and_per_address_and_refills(tmp_path: Path) -> None:

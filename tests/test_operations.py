@@ -18,6 +18,7 @@ from websockets.exceptions import InvalidStatus
 from roomchat.logs import JsonFormatter, KeyValueFormatter
 from roomchat.readiness import check_redis, check_store, readiness
 from tests.conftest import PASSWORD, TEST_SECRET, live_token, require_service
+from tests.helpers import free_port
 from tests.live import LiveServer
 from tests.serverprocess import ServerProcess
 from tests.wsclient import open_socket, recv, recv_type, room_url
@@ -141,9 +142,7 @@ async def test_readiness_checks_fail_when_nothing_answers(tmp_path: Path) -> Non
     missing = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}")
     assert not await check_store(missing)
     await missing.dispose()
-    with socket.socket() as probe:  # a port that nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+    closed_port = free_port()  # a port that nothing listens on
     assert not await check_redis(f"redis://127.0.0.1:{closed_port}/0")
     working = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'ok.db'}")
     checks = await readiness(working, f"redis://127.0.0.1:{closed_port}/0")

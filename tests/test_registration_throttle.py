@@ -15,9 +15,8 @@ import pytest
 from roomchat import security
 from tests import services
 from tests.conftest import PASSWORD, live_token, make_settings
+from tests.helpers import CountingContext, FakeClock
 from tests.live import LiveServer
-from tests.test_hashing_burst import CountingContext
-from tests.test_login_throttle import FakeClock
 
 AT_ONCE = 20
 

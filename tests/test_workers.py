@@ -18,6 +18,7 @@ import redis
 from roomchat.security import create_access_token
 from tests import services
 from tests.conftest import PASSWORD, TEST_REGISTRATIONS_PER_ADDRESS, TEST_SECRET
+from tests.helpers import free_port
 from tests.waiting import eventually
 from tests.wsclient import open_socket, recv, recv_messages, room_url
 
@@ -49,7 +50,7 @@ class Workers:
 
 @pytest.fixture
 def workers(tmp_path: Path, postgres_url: str, redis_prefix: str) -> Iterator[Workers]:
-    port = services.free_port()
+    port = free_port()
     env = os.environ | {
         "ROOMCHAT_SECRET_KEY": TEST_SECRET,
         "ROOMCHAT_DATABASE_URL": postgres_url,

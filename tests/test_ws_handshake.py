@@ -8,20 +8,13 @@ import httpx
 import pytest
 from jose import jwt
 from sqlalchemy import text
-from websockets.exceptions import InvalidStatus
 
 from roomchat.db import create_engine
 from roomchat.security import create_access_token
 from tests.conftest import TEST_SECRET, live_token
+from tests.helpers import bad_tokens
 from tests.live import LiveServer
-from tests.test_tokens import bad_tokens
-from tests.wsclient import open_socket, recv, room_url
-
-
-async def refused_status(url: str, **options: object) -> int:
-    with pytest.raises(InvalidStatus) as refused:
-        await open_socket(url, **options)
-    return refused.value.response.status_code
+from tests.wsclient import open_socket, recv, refused_status, room_url
 
 
 @pytest.mark.parametrize(

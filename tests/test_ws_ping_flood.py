@@ -19,8 +19,7 @@ from tests.conftest import live_token
 from tests.live import LiveServer
 from tests.probing import STALL_SECONDS, worst_probe_latency
 from tests.rawclient import BIG_PING_FRAME, RawFloodingClient, masked_frame
-from tests.test_ws_rooms import join
-from tests.wsclient import recv_type, room_url
+from tests.wsclient import join, recv_type, room_url
 
 PINGS = 48 * 1024 * 1024  # bytes of pings the client tries to send
 #: What the server may hold for it: the socket's budget and the kernel's buffers, with

@@ -16,6 +16,7 @@ from tests.conftest import TEST_SECRET, live_token
 from tests.live import LiveServer
 from tests.rawclient import RawClient
 from tests.wsclient import (
+    join,
     open_socket,
     recv,
     recv_messages,
@@ -24,15 +25,6 @@ from tests.wsclient import (
     wait_close_frame,
     wait_closed,
 )
-
-
-async def join(server: LiveServer, room: str, token: str, since: int | None = None):  # type: ignore[no-untyped-def]
-    """Open a socket; return it with its history and presence frames."""
-    ws = await open_socket(room_url(server.ws_url, room, token, since))
-    history, presence = await recv(ws), await recv(ws)
-    assert (history["type"], history["room"]) == ("history", room)
-    assert (presence["type"], presence["room"]) == ("presence", room)
-    return ws, history, presence
 
 
 async def test_every_member_gets_every_message_in_the_same_order(live: LiveServer) -> None:

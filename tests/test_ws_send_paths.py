@@ -20,8 +20,7 @@ from roomchat.realtime.uvicorn_protocol import (
 )
 from tests.conftest import live_token
 from tests.live import SEND_PATHS, LiveServer
-from tests.test_ws_rooms import join
-from tests.wsclient import open_socket, recv, recv_messages, recv_type, room_url
+from tests.wsclient import join, open_socket, recv, recv_messages, recv_type, room_url
 
 
 @pytest.mark.parametrize("options", SEND_PATHS)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+if TYPE_CHECKING:
+    from tests.live import LiveServer
 
 TIMEOUT = 10.0
 
@@ -58,3 +62,20 @@ async def wait_close_frame(
                 await ws.recv()
         except ConnectionClosed as closed:
             return (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else (None, "")
+
+
+async def join(
+    server: LiveServer, room: str, token: str, since: int | None = None
+) -> tuple[ClientConnection, dict[str, Any], dict[str, Any]]:
+    """Open a socket; return it with its history and presence frames."""
+    ws = await open_socket(room_url(server.ws_url, room, token, since))
+    history, presence = await recv(ws), await recv(ws)
+    assert (history["type"], history["room"]) == ("history", room)
+    assert (presence["type"], presence["room"]) == ("presence", room)
+    return ws, history, presence
+
+
+async def refused_status(url: str, **options: object) -> int:
+    with pytest.raises(InvalidStatus) as refused:
+        await open_socket(url, **options)
+    return refused.value.response.status_code
