@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -12,6 +13,7 @@ from jose import jwt
 from websockets.exceptions import InvalidStatus
 from websockets.frames import Frame, Opcode
 
+from roomchat.realtime.strikes import TYPING_ANNOUNCED_PER_SECOND, TYPING_FRAMES_BURST
 from tests.conftest import TEST_SECRET, live_token
 from tests.live import LiveServer
 from tests.rawclient import RawClient
@@ -227,3 +229,24 @@ async def test_a_text_frame_that_is_not_utf8_closes_with_1007(live: LiveServer) 
     await client.open(live.port)
     await client.send_raw(Frame(Opcode.TEXT, b"caf\xe9 \xff\xfe"))
     assert await client.close_code() == 1007  # "invalid frame payload data"
+
+
+async def test_typing_is_announced_at_most_twice_at_once_then_once_a_second(
+    live: LiveServer,
+) -> None:
+    alice, bob = await live_token(live, "alice"), await live_token(live, "bob")
+    watcher, _, _ = await join(live, "lobby", alice)
+    typist, _, _ = await join(live, "lobby", bob)
+    started = time.monotonic()
+    for _ in range(TYPING_FRAMES_BURST):  # tolerated (no strike), but not all announced
+        await typist.send('{"type": "typing"}')
+    await typist.send("sentinel")
+    announced = 0
+    while (frame := await recv(watcher))["type"] != "message":
+        announced += frame["type"] == "typing"
+    elapsed = time.monotonic() - started
+    # Two at once, then one a second: however slow the machine, no more than the refill.
+    assert 2 <= announced <= 2 + int(elapsed * TYPING_ANNOUNCED_PER_SECOND)
+    assert frame["text"] == "sentinel"
+    await watcher.close()
+    await typist.close()
