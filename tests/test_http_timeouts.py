@@ -18,8 +18,8 @@ import pytest
 from pydantic import ValidationError
 
 from roomchat.config import Settings
-from roomchat.http_protocol import RoomchatHttpProtocol
 from roomchat.server import uvicorn_options
+from roomchat.server.http_protocol import RoomchatHttpProtocol
 from tests.conftest import live_token
 from tests.live import LiveServer
 from tests.wsclient import open_socket, recv, recv_type, room_url

@@ -12,12 +12,8 @@ import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from roomchat.realtime.uvicorn_protocol import (
-    FrameSink,
-    RoomchatWebSocketProtocol,
-    frame_sink,
-    text_frame,
-)
+from roomchat.realtime.sink import frame_sink, text_frame
+from roomchat.server.ws_protocol import RoomchatWebSocketProtocol, TransportSink
 from tests.conftest import live_token
 from tests.live import SEND_PATHS, LiveServer
 from tests.wsclient import join, open_socket, recv, recv_messages, recv_type, room_url
@@ -86,9 +82,9 @@ HANDSHAKE = (
 DEFLATE = b"Sec-WebSocket-Extensions: permessage-deflate\r\n"
 
 
-async def serve_one(request: bytes, *, deflate: bool) -> tuple[FrameSink | None, FakeTransport]:
+async def serve_one(request: bytes, *, deflate: bool) -> tuple[TransportSink | None, FakeTransport]:
     """Run roomchat's protocol on one handshake; the app writes two frames in one turn."""
-    found: asyncio.Future[FrameSink | None] = asyncio.get_running_loop().create_future()
+    found: asyncio.Future[TransportSink | None] = asyncio.get_running_loop().create_future()
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "websocket.accept"})

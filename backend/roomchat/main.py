@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +15,7 @@ from starlette.types import ASGIApp
 
 from roomchat import __version__
 from roomchat.account_watch import AccountWatch
-from roomchat.api import auth, docs, errors, ops, pages, rooms, ws
+from roomchat.api import auth, docs, errors, ops, pages, rooms
 from roomchat.bodylimit import BodyLimit
 from roomchat.config import Settings
 from roomchat.db import create_engine, create_session_factory, prepare_schema
@@ -29,6 +28,8 @@ from roomchat.realtime.backend import create_backend
 from roomchat.realtime.broker import BrokerUnavailableError
 from roomchat.realtime.manager import RoomManager
 from roomchat.security import PasswordHasher, load_or_create_secret_key
+from roomchat.server.routing import ServeSocketsFirst
+from roomchat.server.tuning import settle_garbage_collector
 from roomchat.services import Services
 from roomchat.sqlite_store import SQLiteStore
 from roomchat.throttle import create_limits
@@ -113,7 +114,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.add_exception_handler(Exception, errors.server_error)
     # Innermost first: sockets are routed off before the body limit (it is HTTP's alone).
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(ws.ServeSocketsFirst)
+    app.add_middleware(ServeSocketsFirst)
     app.include_router(auth.router)
     app.include_router(rooms.router)
     app.include_router(pages.router)
@@ -131,21 +132,6 @@ class RoomchatApp(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         return SecurityHeaders(super().build_middleware_stack())
-
-
-def settle_garbage_collector() -> None:
-    """Keep the collector's full passes off what lives as long as the process.
-
-    Everything built at startup (modules, routes, the ORM's mappings: a few hundred
-    thousand objects) is moved out of the collector's view (``gc.freeze``), so a full
-    collection walks only what the sockets hold. The youngest generation is collected
-    after 10,000 allocations instead of 700: every connect and message allocates a few
-    hundred objects, and each young collection costs time on the event loop.
-    """
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(10_000, older, oldest)
 
 
 async def backend_unavailable(_request: Request, exc: Exception) -> JSONResponse:

@@ -1,10 +1,6 @@
 """``/ws/{room}``: the path of a chat socket, from handshake to close.
 
-Sockets are routed in front of FastAPI (``ServeSocketsFirst``, the app's outermost
-middleware but for error handling and headers): a socket lives for hours, and each layer
-it passes through on the way in (exception handling, the exit stack, dependency
-solving), none of which a socket uses, would stay on its task's stack all that time, a
-few KiB per socket, and cost time on every connect.
+Sockets reach ``ROUTE`` in front of FastAPI (``server.routing.ServeSocketsFirst``).
 """
 
 from __future__ import annotations
@@ -12,15 +8,14 @@ from __future__ import annotations
 import logging
 
 from starlette.responses import JSONResponse
-from starlette.routing import Match, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
 
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.connection import Connection
 from roomchat.realtime.handshake import Admission, HandshakeRefusedError, admit
 from roomchat.realtime.session import SocketSession, close_socket
-from roomchat.realtime.uvicorn_protocol import frame_sink, text_frame
+from roomchat.realtime.sink import RAW_SEND, frame_sink, text_frame
 from roomchat.services import Services
 
 log = logging.getLogger(__name__)
@@ -104,33 +99,3 @@ async def refuse(websocket: WebSocket, refusal: HandshakeRefusedError) -> None:
 
 
 ROUTE = WebSocketRoute("/ws/{room}", room_socket)
-RAW_SEND = "roomchat.raw_send"
-
-
-class ServeSocketsFirst:
-    """Hands ``/ws/{room}`` sockets straight to ``room_socket``; the rest goes on to FastAPI.
-
-    The server's own ``send`` is kept in the scope for the socket's writer: thousands
-    of prebuilt messages a second skip ``WebSocket.send``'s state checks.
-
-    A client that leaves during the handshake (before its session reads, which hears of
-    it as a disconnect) makes an accept or a first frame raise ``WebSocketDisconnect``:
-    that is a client leaving, not an error of the server's, and anyone can do it, so it
-    is logged at debug level, not as uvicorn's "Exception in ASGI application".
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            match, child_scope = ROUTE.matches(scope)
-            if match is Match.FULL:
-                scope.update(child_scope)
-                scope[RAW_SEND] = send
-                try:
-                    await ROUTE.handle(scope, receive, send)
-                except WebSocketDisconnect as gone:
-                    log.debug("client left during the handshake", extra={"code": gone.code})
-                return
-        await self.app(scope, receive, send)

@@ -25,7 +25,7 @@ from starlette.websockets import WebSocketDisconnect
 from roomchat.metrics import Metrics
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.outbox import Outbox
-from roomchat.realtime.uvicorn_protocol import FrameSink, text_frame
+from roomchat.realtime.sink import FrameSink, text_frame
 
 log = logging.getLogger(__name__)
 

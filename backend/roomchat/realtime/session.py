@@ -21,20 +21,17 @@ from roomchat import store
 from roomchat.accounts import Principal
 from roomchat.config import Settings
 from roomchat.models import Message
-from roomchat.realtime import closecodes, events, uvicorn_protocol
+from roomchat.realtime import closecodes, events
 from roomchat.realtime.connection import Connection, Outgoing
 from roomchat.realtime.frames import ChatMessage, FrameError, Typing, parse_frame
 from roomchat.realtime.manager import RoomManager
+from roomchat.realtime.sink import CLOSE_TIMEOUT_SECONDS, frame_sink
 from roomchat.realtime.strikes import Strikes
-from roomchat.realtime.uvicorn_protocol import frame_sink
 from roomchat.realtime.writer import StoreUnavailableError
 from roomchat.user_limits import UserLimits
 
 log = logging.getLogger(__name__)
 
-#: A client that stopped reading sees its close frame only after what is already buffered
-#: for it; it has this long (API.md: 5 s) to read up to it and answer before it is cut off.
-CLOSE_TIMEOUT_SECONDS = uvicorn_protocol.CLOSE_TIMEOUT_SECONDS
 MAX_POSTS_IN_FLIGHT = 64
 
 

@@ -6,9 +6,9 @@ from functools import partial
 from typing import Any
 
 from roomchat.config import Settings
-from roomchat.http_protocol import RoomchatHttpProtocol
 from roomchat.logs import logging_config
-from roomchat.realtime.uvicorn_protocol import RoomchatWebSocketProtocol
+from roomchat.server.http_protocol import RoomchatHttpProtocol
+from roomchat.server.ws_protocol import RoomchatWebSocketProtocol
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -16,7 +16,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     its logging follows ROOMCHAT_LOG_FORMAT (one line per event, tokens redacted).
 
     Sockets use roomchat's protocol (uvicorn's websockets-sansio with a frame sink, see
-    ``realtime.uvicorn_protocol``), without permessage-deflate: a compressed socket
+    ``server.ws_protocol``), without permessage-deflate: a compressed socket
     needs its own copy of every frame (and ~40 KiB of zlib state), where an
     uncompressed one takes the bytes framed once for the whole room. Its pings and
     pongs are limited to the message rate.

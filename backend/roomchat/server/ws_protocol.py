@@ -1,4 +1,5 @@
-"""roomchat's WebSocket protocol for uvicorn: websockets-sansio, plus a frame sink.
+"""roomchat's WebSocket protocol for uvicorn: websockets-sansio, plus a frame sink
+(``realtime.sink.FrameSink``: here ``TransportSink``).
 
 Through ASGI a server frames every message once per recipient: uvicorn encodes the text,
 frames it and joins the bytes for each socket. A room's event is the same bytes for every
@@ -8,7 +9,7 @@ no coroutine per recipient. It offers a ``FrameSink`` in the scope's extensions
 (``scope["extensions"]["roomchat.frames"]["sink"]``) on every upgraded socket that
 negotiated no extension (permessage-deflate would need per-socket compression).
 
-``roomchat serve`` uses it (``server.uvicorn_options``). Under any other server, or
+``roomchat serve`` uses it (``server.options.uvicorn_options``). Under any other server, or
 ``uvicorn roomchat.main:app``, the extension is absent and sockets send through ASGI.
 """
 
@@ -21,7 +22,6 @@ from http import HTTPStatus
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from starlette.types import Scope
 from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -29,15 +29,12 @@ from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 
-from roomchat.http_protocol import error_response
 from roomchat.ratelimit import TokenBucket
 from roomchat.realtime.closecodes import ABUSE
+from roomchat.realtime.sink import CLOSE_TIMEOUT_SECONDS, EXTENSION
+from roomchat.server.http_protocol import error_response
 
-EXTENSION = "roomchat.frames"
 log = logging.getLogger(__name__)
-
-#: API.md: "a client that does not finish the close within 5 s is cut off".
-CLOSE_TIMEOUT_SECONDS = 5.0
 #: What is handed to the WebSocket parser at once, and how many frames one turn of the
 #: event loop parses for one socket (the smallest frames are 6 bytes: a slice holds 341).
 READ_SLICE_BYTES = 2048
@@ -48,12 +45,7 @@ CLOSING_READ_BYTES = 131_072
 CLOSING_READ_FRAMES = 32
 
 
-def text_frame(text: str) -> bytes:
-    """One unmasked, final text frame: what a server sends for ``text``."""
-    return Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
-
-
-class FrameSink:
+class TransportSink:
     """Writes whole, ready-made frames to one socket's transport.
 
     Frames accepted during one turn of the event loop go out together at its end, in
@@ -121,9 +113,9 @@ class EndOfTurnWrites:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._due: list[FrameSink] = []
+        self._due: list[TransportSink] = []
 
-    def add(self, sink: FrameSink) -> None:
+    def add(self, sink: TransportSink) -> None:
         if not self._due:
             self._loop.call_soon(self._flush)
         self._due.append(sink)
@@ -146,12 +138,6 @@ class EndOfTurnWrites:
 
 
 _TURNS: WeakKeyDictionary[asyncio.AbstractEventLoop, EndOfTurnWrites] = WeakKeyDictionary()
-
-
-def frame_sink(scope: Scope) -> FrameSink | None:
-    """The socket's sink when the server offers one, else None (send through ASGI)."""
-    extension: dict[str, Any] | None = scope.get("extensions", {}).get(EXTENSION)
-    return extension["sink"] if extension else None
 
 
 class _Inbox:
@@ -281,7 +267,7 @@ class RoomchatWebSocketProtocol(WebSocketsSansIOProtocol):
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
         if self.response.status_code == 101 and not self.conn.extensions:
-            sink = FrameSink(self, EndOfTurnWrites.of(self.loop))
+            sink = TransportSink(self, EndOfTurnWrites.of(self.loop))
             self.scope["extensions"][EXTENSION] = {"sink": sink}
 
     # -- reading ---------------------------------------------------------------------------
