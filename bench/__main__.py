@@ -22,7 +22,7 @@ from typing import Any
 
 from bench import plan, profile, report
 from bench.baseline_app import UVICORN_OPTIONS
-from bench.servers import REPO, ROOMCHAT_ENV, SECRET_KEY, Server, pinned
+from bench.servers import REPO, ROOMCHAT_ENV, SECRET_KEY, Server, current_commit, pinned
 
 TARGETS = ("roomchat", "baseline")
 
@@ -133,13 +133,7 @@ def meta(args: argparse.Namespace) -> dict[str, Any]:
 
     env = {name: value for name, (value, _) in ROOMCHAT_ENV.items() if "SECRET" not in name}
     roomchat_settings = Settings(_env_file=None, **{k[9:].lower(): v for k, v in env.items()})
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    ).stdout.strip()
+    commit = current_commit()
     return {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit,

@@ -199,3 +199,14 @@ async def seed_users(database: Path, usernames: list[str]) -> None:
             await connection.execute(insert(User), rows)
     finally:
         await engine.dispose()
+
+
+def current_commit() -> str:
+    """The checkout's short commit id, for a run's record ("" outside git)."""
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    ).stdout.strip()

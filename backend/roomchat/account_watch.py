@@ -76,7 +76,7 @@ class AccountWatch:
                 continue
             self._known.forget(name)
             ended = self._rooms.end_user(name, closecodes.SESSION_ENDED)
-            log.info("account gone: tokens refused", extra={"user": name, "sockets": ended})
+            log.info("account deleted: sessions ended", extra={"user": name, "sockets": ended})
 
     async def _listen(self, broker: Broker) -> None:
         while True:

@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from typing import Any
 
 from bench.attack import report, seed
 from bench.procstat import CpuMeter, rss_bytes
-from bench.servers import PASSWORD, REPO, SECRET_KEY, Server, pinned
+from bench.servers import PASSWORD, REPO, SECRET_KEY, Server, current_commit, pinned
 
 ATTACKER_ADDRESS = "127.0.0.2"
 PROBE_ADDRESS = "127.0.0.3"
@@ -301,13 +300,7 @@ async def _measure(
 
 
 def meta(args: argparse.Namespace) -> dict[str, Any]:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    ).stdout.strip()
+    commit = current_commit()
     return {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit,
