@@ -182,9 +182,9 @@ async def seed_users(database: Path, usernames: list[str]) -> None:
     """
     from sqlalchemy import insert
 
-    from roomchat.db import create_engine, create_tables
-    from roomchat.models import User
-    from roomchat.security import PasswordHasher
+    from roomchat.accounts.security import PasswordHasher
+    from roomchat.store.engine import create_engine, create_tables
+    from roomchat.store.schema import User
 
     hasher = PasswordHasher(concurrency=1)
     try:

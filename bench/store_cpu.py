@@ -17,9 +17,9 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roomchat import store
-from roomchat.db import create_engine, create_session_factory, migrate
-from roomchat.message_store import MessageStore, SessionStore
-from roomchat.sqlite_store import SQLiteStore
+from roomchat.store.engine import create_engine, create_session_factory, migrate
+from roomchat.store.messages import MessageStore, SessionStore
+from roomchat.store.sqlite import SQLiteStore
 
 ROUNDS = 5
 NOT_A_HASH = "-"  # the bench user never logs in

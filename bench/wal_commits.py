@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.store_cpu import bench_database
-from roomchat import sqlite_store, store
-from roomchat.sqlite_store import SQLiteStore
+from roomchat import store
+from roomchat.store import sqlite as sqlite_store
+from roomchat.store.sqlite import SQLiteStore
 
 
 def wal_size(path: Path) -> int:

@@ -14,8 +14,8 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from roomchat.config import Settings
+from roomchat.limits.buckets import Clock
 from roomchat.main import create_app
-from roomchat.ratelimit import Clock
 from tests import services
 from tests.helpers import TEST_SECRET
 from tests.live import LiveServer

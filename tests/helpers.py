@@ -11,7 +11,7 @@ from typing import Any
 
 from jose import jwt
 
-from roomchat.security import create_access_token
+from roomchat.accounts.security import create_access_token
 
 #: The key every test app signs tokens with (``conftest.make_settings``).
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"

@@ -18,8 +18,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from roomchat.config import Settings
+from roomchat.limits.buckets import Clock
 from roomchat.main import create_app
-from roomchat.ratelimit import Clock
 from roomchat.server import uvicorn_options
 from tests.helpers import free_port
 

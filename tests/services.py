@@ -173,8 +173,8 @@ def settings_for(redis_url: str, prefix: str, **extra: Any) -> dict[str, Any]:
 
 async def migrate(url: str) -> None:
     """Bring a database's schema to head."""
-    from roomchat.db import create_engine
-    from roomchat.db import migrate as apply_migrations
+    from roomchat.store.engine import create_engine
+    from roomchat.store.engine import migrate as apply_migrations
 
     engine = create_engine(url)
     try:

@@ -14,9 +14,9 @@ import httpx
 from jose import jwt
 from sqlalchemy import select, update
 
-from roomchat.db import create_engine, create_session_factory
-from roomchat.models import User
-from roomchat.users import delete_user
+from roomchat.accounts.admin import delete_user
+from roomchat.store.engine import create_engine, create_session_factory
+from roomchat.store.schema import User
 from tests.conftest import PASSWORD, TEST_SECRET, live_token, login, register
 from tests.live import LiveServer
 from tests.wsclient import open_socket, recv_type, refused_status, room_url, wait_close_frame

@@ -28,7 +28,7 @@ from pydantic import SecretStr
 
 from roomchat import store
 from roomchat.config import Settings
-from roomchat.db import create_engine, create_session_factory
+from roomchat.store.engine import create_engine, create_session_factory
 from tests.conftest import PASSWORD, TEST_SECRET, require_service
 from tests.live import LiveServer
 

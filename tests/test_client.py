@@ -12,6 +12,7 @@ import pytest
 from jose import jwt
 from prometheus_client.parser import text_string_to_metric_families
 
+from roomchat.accounts.security import create_access_token
 from roomchat.client import (
     AuthenticationError,
     Backoff,
@@ -30,7 +31,6 @@ from roomchat.client import (
 )
 from roomchat.client.http import token_expires_at
 from roomchat.client.models import parse_event
-from roomchat.security import create_access_token
 from tests.conftest import PASSWORD, TEST_SECRET, live_token
 from tests.live import LiveServer
 

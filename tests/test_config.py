@@ -12,9 +12,9 @@ import pytest
 from asgi_lifespan import LifespanManager
 from pydantic import ValidationError
 
+from roomchat.accounts.security import load_or_create_secret_key
 from roomchat.config import Settings
 from roomchat.main import create_app
-from roomchat.security import load_or_create_secret_key
 from tests.conftest import make_settings
 
 

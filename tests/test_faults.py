@@ -12,8 +12,9 @@ import httpx
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from roomchat import sqlite_store, store
+from roomchat import store
 from roomchat.realtime import session
+from roomchat.store import sqlite as sqlite_store
 from tests import services
 from tests.conftest import live_token, make_settings
 from tests.live import LiveServer

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from roomchat import security
+from roomchat.accounts import security
 from tests.conftest import PASSWORD, live_token
 from tests.helpers import CountingContext
 from tests.live import LiveServer

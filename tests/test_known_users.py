@@ -12,10 +12,10 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from roomchat import store
-from roomchat.db import create_engine, create_session_factory, create_tables
-from roomchat.known_users import KnownUsers
-from roomchat.message_store import SessionStore
-from roomchat.models import User
+from roomchat.accounts.known_users import KnownUsers
+from roomchat.store.engine import create_engine, create_session_factory, create_tables
+from roomchat.store.messages import SessionStore
+from roomchat.store.schema import User
 
 
 class Clock:

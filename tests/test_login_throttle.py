@@ -15,9 +15,9 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from roomchat import security
+from roomchat.accounts import security
+from roomchat.limits.throttle import LoginThrottle
 from roomchat.main import create_app
-from roomchat.throttle import LoginThrottle
 from tests.conftest import PASSWORD, live_token, make_settings, register
 from tests.helpers import CountingContext, FakeClock
 from tests.live import LiveServer

@@ -16,8 +16,6 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from roomchat import store
-from roomchat.db import create_engine, create_session_factory, create_tables
-from roomchat.message_store import MessageStore, SessionStore
 from roomchat.realtime import closecodes, events
 from roomchat.realtime import manager as manager_module
 from roomchat.realtime.broker import GAP
@@ -25,7 +23,9 @@ from roomchat.realtime.broker.memory import MemoryBroker, MemoryPresence
 from roomchat.realtime.connection import Connection
 from roomchat.realtime.manager import RoomManager
 from roomchat.realtime.writer import StoreUnavailableError
-from roomchat.sqlite_store import SQLiteStore
+from roomchat.store.engine import create_engine, create_session_factory, create_tables
+from roomchat.store.messages import MessageStore, SessionStore
+from roomchat.store.sqlite import SQLiteStore
 from tests.waiting import eventually
 
 TIMEOUT = 5.0

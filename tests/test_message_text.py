@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
+from roomchat.api.schemas import BLANK_CHARACTERS
 from roomchat.config import Settings
 from roomchat.main import create_app
 from roomchat.realtime.frames import FrameError, check_text
-from roomchat.schemas import BLANK_CHARACTERS
 
 
 def schema_pattern() -> re.Pattern[str]:

@@ -16,14 +16,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SAWarning
 
 from roomchat.cli import main as cli
-from roomchat.db import (
+from roomchat.store.engine import (
     SchemaOutOfDateError,
     create_engine,
     create_tables,
     migrate,
     prepare_schema,
 )
-from roomchat.models import Base
+from roomchat.store.schema import Base
 from tests import services
 from tests.conftest import require_postgres
 

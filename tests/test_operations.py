@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.exceptions import InvalidStatus
 
-from roomchat.logs import JsonFormatter, KeyValueFormatter
-from roomchat.readiness import check_redis, check_store, readiness
+from roomchat.ops.logs import JsonFormatter, KeyValueFormatter
+from roomchat.ops.readiness import check_redis, check_store, readiness
 from tests.conftest import PASSWORD, TEST_SECRET, live_token, require_service
 from tests.helpers import free_port
 from tests.live import LiveServer
@@ -131,7 +131,7 @@ async def test_readyz_checks_the_store(
     async def store_down(_engine: object) -> bool:
         return False
 
-    monkeypatch.setattr("roomchat.readiness.check_store", store_down)
+    monkeypatch.setattr("roomchat.ops.readiness.check_store", store_down)
     response = await client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"

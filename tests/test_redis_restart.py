@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from roomchat.security import create_access_token
+from roomchat.accounts.security import create_access_token
 from tests import services
 from tests.conftest import PASSWORD, TEST_SECRET, make_settings
 from tests.live import LiveServer

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from roomchat import security
+from roomchat.accounts import security
 from tests import services
 from tests.conftest import PASSWORD, live_token, make_settings
 from tests.helpers import CountingContext, FakeClock

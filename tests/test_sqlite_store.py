@@ -19,13 +19,13 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from roomchat import store
-from roomchat.db import create_engine, create_session_factory, migrate
-from roomchat.message_store import SessionStore, open_message_store
-from roomchat.metrics import Metrics
-from roomchat.models import Message
+from roomchat.ops.metrics import Metrics
 from roomchat.realtime.broker.memory import MemoryBroker
 from roomchat.realtime.writer import MessageWriter, StoreUnavailableError
-from roomchat.sqlite_store import Checkpointer, SQLiteStore
+from roomchat.store.engine import create_engine, create_session_factory, migrate
+from roomchat.store.messages import SessionStore, open_message_store
+from roomchat.store.schema import Message
+from roomchat.store.sqlite import Checkpointer, SQLiteStore
 
 FIELDS = ("id", "room", "user_id", "author", "text", "created_at")
 

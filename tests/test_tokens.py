@@ -8,7 +8,7 @@ import httpx
 import pytest
 from jose import jwt
 
-from roomchat.security import InvalidTokenError, create_access_token, decode_access_token
+from roomchat.accounts.security import InvalidTokenError, create_access_token, decode_access_token
 from tests.conftest import TEST_SECRET, register
 from tests.helpers import bad_tokens, now
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import redis
 
-from roomchat.security import create_access_token
+from roomchat.accounts.security import create_access_token
 from tests import services
 from tests.conftest import PASSWORD, TEST_REGISTRATIONS_PER_ADDRESS, TEST_SECRET
 from tests.helpers import free_port

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 
-from roomchat.schemas import BLANK_CHARACTERS
+from roomchat.api.schemas import BLANK_CHARACTERS
 from tests.conftest import live_token
 from tests.live import LiveServer
 from tests.wsclient import open_socket, recv, recv_type, room_url

@@ -9,8 +9,8 @@ import pytest
 from jose import jwt
 from sqlalchemy import text
 
-from roomchat.db import create_engine
-from roomchat.security import create_access_token
+from roomchat.accounts.security import create_access_token
+from roomchat.store.engine import create_engine
 from tests.conftest import TEST_SECRET, live_token
 from tests.helpers import bad_tokens
 from tests.live import LiveServer

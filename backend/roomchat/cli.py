@@ -32,8 +32,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def user_add(args: argparse.Namespace) -> int:
+    from roomchat.accounts.admin import InvalidUserError, add_user
     from roomchat.store import UsernameTakenError
-    from roomchat.users import InvalidUserError, add_user
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -50,7 +50,7 @@ def user_add(args: argparse.Namespace) -> int:
 
 
 def user_delete(args: argparse.Namespace) -> int:
-    from roomchat.users import UnknownUserError, delete_user
+    from roomchat.accounts.admin import UnknownUserError, delete_user
 
     try:
         announced = asyncio.run(delete_user(Settings(), username=args.name))
@@ -101,8 +101,8 @@ def migrate(_args: argparse.Namespace) -> int:
     """Apply the migrations to ROOMCHAT_DATABASE_URL."""
     from sqlalchemy.engine import make_url
 
-    from roomchat.db import create_engine
-    from roomchat.db import migrate as apply_migrations
+    from roomchat.store.engine import create_engine
+    from roomchat.store.engine import migrate as apply_migrations
 
     settings = Settings()
 

@@ -9,7 +9,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from roomchat.origins import parse_origin
+from roomchat.ops.origins import parse_origin
 
 
 class Settings(BaseSettings):

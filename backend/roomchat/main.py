@@ -14,26 +14,26 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from roomchat import __version__
-from roomchat.account_watch import AccountWatch
+from roomchat.accounts.known_users import KnownUsers
+from roomchat.accounts.security import PasswordHasher, load_or_create_secret_key
+from roomchat.accounts.watch import AccountWatch
 from roomchat.api import auth, docs, errors, ops, pages, rooms
-from roomchat.bodylimit import BodyLimit
+from roomchat.api.bodylimit import BodyLimit
 from roomchat.config import Settings
-from roomchat.db import create_engine, create_session_factory, prepare_schema
-from roomchat.headers import SecurityHeaders
-from roomchat.known_users import KnownUsers
-from roomchat.logs import install_redaction
-from roomchat.message_store import open_message_store
-from roomchat.ratelimit import Clock
+from roomchat.limits.buckets import Clock
+from roomchat.limits.throttle import create_limits
+from roomchat.limits.users import create_user_limits
+from roomchat.ops.headers import SecurityHeaders
+from roomchat.ops.logs import install_redaction
 from roomchat.realtime.backend import create_backend
 from roomchat.realtime.broker import BrokerUnavailableError
 from roomchat.realtime.manager import RoomManager
-from roomchat.security import PasswordHasher, load_or_create_secret_key
 from roomchat.server.routing import ServeSocketsFirst
 from roomchat.server.tuning import settle_garbage_collector
 from roomchat.services import Services
-from roomchat.sqlite_store import SQLiteStore
-from roomchat.throttle import create_limits
-from roomchat.user_limits import create_user_limits
+from roomchat.store.engine import create_engine, create_session_factory, prepare_schema
+from roomchat.store.messages import open_message_store
+from roomchat.store.sqlite import SQLiteStore
 
 log = logging.getLogger(__name__)
 

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from roomchat.accounts.known_users import KnownUsers
+from roomchat.accounts.security import PasswordHasher
 from roomchat.config import Settings
-from roomchat.known_users import KnownUsers
+from roomchat.limits.throttle import LoginThrottle, RegistrationThrottle
+from roomchat.limits.users import UserLimits
 from roomchat.realtime.manager import RoomManager
-from roomchat.security import PasswordHasher
-from roomchat.throttle import LoginThrottle, RegistrationThrottle
-from roomchat.user_limits import UserLimits
 
 
 @dataclass(slots=True)

@@ -19,8 +19,8 @@ BATCH = 1000
 async def _seed(database: Path, users: list[str], room: str, messages: int, chars: int) -> None:
     from sqlalchemy import insert, select
 
-    from roomchat.db import create_engine
-    from roomchat.models import Message, User
+    from roomchat.store.engine import create_engine
+    from roomchat.store.schema import Message, User
 
     await seed_users(database, users)
     engine = create_engine(f"sqlite+aiosqlite:///{database}")

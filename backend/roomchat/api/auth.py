@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from roomchat import accounts
+from roomchat.accounts import service as accounts
+from roomchat.api.deps import CurrentUser, ServicesDep
 from roomchat.api.responses import MALFORMED_BODY, NOT_LOGGED_IN, THROTTLED
-from roomchat.deps import CurrentUser, ServicesDep
-from roomchat.schemas import RegisterIn, TokenOut, UserOut
+from roomchat.api.schemas import RegisterIn, TokenOut, UserOut
 from roomchat.store import UsernameTakenError
 
 router = APIRouter(prefix="/api", tags=["auth"])

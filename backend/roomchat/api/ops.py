@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Response, status
 from fastapi.responses import JSONResponse
 
-from roomchat.deps import ServicesDep
-from roomchat.metrics import CONTENT_TYPE_LATEST
-from roomchat.readiness import readiness
+from roomchat.api.deps import ServicesDep
+from roomchat.ops.metrics import CONTENT_TYPE_LATEST
+from roomchat.ops.readiness import readiness
 
 router = APIRouter(tags=["operations"])
 metrics_router = APIRouter(tags=["operations"])

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from roomchat.deps import ServicesDep
-from roomchat.schemas import Health
+from roomchat.api.deps import ServicesDep
+from roomchat.api.schemas import Health
 
 FRONTEND_DIR = Path(__file__).resolve().parents[3] / "frontend"
 STATIC_DIR = FRONTEND_DIR / "static"

@@ -9,12 +9,9 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.exceptions import RequestValidationError
 
 from roomchat import store
+from roomchat.api.deps import CurrentUser, ServicesDep
 from roomchat.api.responses import MALFORMED_BODY, NOT_LOGGED_IN, THROTTLED
-from roomchat.deps import CurrentUser, ServicesDep
-from roomchat.realtime import events
-from roomchat.realtime.frames import FrameError, check_text, excerpt
-from roomchat.realtime.writer import StoreUnavailableError
-from roomchat.schemas import (
+from roomchat.api.schemas import (
     ROOM_PATTERN,
     MembersOut,
     MessageIn,
@@ -22,6 +19,9 @@ from roomchat.schemas import (
     MessagePage,
     RoomOut,
 )
+from roomchat.realtime import events
+from roomchat.realtime.frames import FrameError, check_text, excerpt
+from roomchat.realtime.writer import StoreUnavailableError
 from roomchat.services import Services
 
 router = APIRouter(prefix="/api/rooms", tags=["rooms"], responses=NOT_LOGGED_IN)

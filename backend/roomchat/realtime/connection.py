@@ -22,7 +22,7 @@ from uuid import uuid4
 from starlette.types import Send
 from starlette.websockets import WebSocketDisconnect
 
-from roomchat.metrics import Metrics
+from roomchat.ops.metrics import Metrics
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.outbox import Outbox
 from roomchat.realtime.sink import FrameSink, text_frame

@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from roomchat.models import Message
-from roomchat.schemas import format_ts
+from roomchat.api.schemas import format_ts
+from roomchat.store.schema import Message
 
 _MESSAGE_PREFIX = '{"type":"message","id":'
 

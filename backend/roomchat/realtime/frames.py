@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from roomchat.schemas import BLANK_CHARACTERS
+from roomchat.api.schemas import BLANK_CHARACTERS
 
 
 @dataclass(frozen=True, slots=True)

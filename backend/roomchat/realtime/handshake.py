@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from starlette.websockets import WebSocket
 
-from roomchat.accounts import Principal, authenticate
-from roomchat.origins import parse_origin, server_origin
-from roomchat.schemas import ROOM_PATTERN
-from roomchat.security import InvalidTokenError
+from roomchat.accounts.security import InvalidTokenError
+from roomchat.accounts.service import Principal, authenticate
+from roomchat.api.schemas import ROOM_PATTERN
+from roomchat.ops.origins import parse_origin, server_origin
 from roomchat.services import Services
 
 _ROOM = re.compile(ROOM_PATTERN)

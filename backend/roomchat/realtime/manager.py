@@ -25,14 +25,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from roomchat import store
-from roomchat.message_store import MessageStore
-from roomchat.metrics import Metrics
-from roomchat.models import Message
+from roomchat.ops.metrics import Metrics
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.broker import Broker, BrokerUnavailableError, Gap, Presence
 from roomchat.realtime.connection import Connection, Outgoing
 from roomchat.realtime.keyedlock import KeyedLock
 from roomchat.realtime.writer import MessageWriter
+from roomchat.store.messages import MessageStore
+from roomchat.store.schema import Message
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from starlette.types import Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from roomchat import store
-from roomchat.accounts import Principal
+from roomchat.accounts.service import Principal
 from roomchat.config import Settings
-from roomchat.models import Message
+from roomchat.limits.users import UserLimits
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.connection import Connection, Outgoing
 from roomchat.realtime.frames import ChatMessage, FrameError, Typing, parse_frame
@@ -28,7 +28,7 @@ from roomchat.realtime.manager import RoomManager
 from roomchat.realtime.sink import CLOSE_TIMEOUT_SECONDS, frame_sink
 from roomchat.realtime.strikes import Strikes
 from roomchat.realtime.writer import StoreUnavailableError
-from roomchat.user_limits import UserLimits
+from roomchat.store.schema import Message
 
 log = logging.getLogger(__name__)
 

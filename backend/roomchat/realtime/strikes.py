@@ -10,7 +10,7 @@ are counted per user (in this worker), so reconnecting after the close refills n
 
 from __future__ import annotations
 
-from roomchat.ratelimit import KeyedRateLimiter, TokenBucket
+from roomchat.limits.buckets import KeyedRateLimiter, TokenBucket
 
 #: Typing frames announced to the room: at most this many a second (and 2 at once).
 TYPING_ANNOUNCED_PER_SECOND = 1.0

@@ -13,11 +13,11 @@ import logging
 from dataclasses import dataclass
 
 from roomchat import store
-from roomchat.message_store import MessageStore
-from roomchat.metrics import Metrics
-from roomchat.models import Message
+from roomchat.ops.metrics import Metrics
 from roomchat.realtime import events
 from roomchat.realtime.broker import Broker, BrokerUnavailableError
+from roomchat.store.messages import MessageStore
+from roomchat.store.schema import Message
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from roomchat.headers import HEADERS
+from roomchat.ops.headers import HEADERS
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from functools import partial
 from typing import Any
 
 from roomchat.config import Settings
-from roomchat.logs import logging_config
+from roomchat.ops.logs import logging_config
 from roomchat.server.http_protocol import RoomchatHttpProtocol
 from roomchat.server.ws_protocol import RoomchatWebSocketProtocol
 

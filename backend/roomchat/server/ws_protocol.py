@@ -29,7 +29,7 @@ from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 
-from roomchat.ratelimit import TokenBucket
+from roomchat.limits.buckets import TokenBucket
 from roomchat.realtime.closecodes import ABUSE
 from roomchat.realtime.sink import CLOSE_TIMEOUT_SECONDS, EXTENSION
 from roomchat.server.http_protocol import error_response

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from roomchat.config import Settings
-from roomchat.ratelimit import KeyedRateLimiter, LocalRateLimiter, SharedRateLimiter
+from roomchat.limits.buckets import KeyedRateLimiter, LocalRateLimiter, SharedRateLimiter
 
 HOUR = 3600.0
 
@@ -62,7 +62,7 @@ def create_user_limits(settings: Settings) -> UserLimits:
             LocalRateLimiter(KeyedRateLimiter(rate=rooms / HOUR, burst=rooms)),
             nothing,
         )
-    from roomchat.redis_ratelimit import RedisRateLimiter, limiter_client
+    from roomchat.limits.redis import RedisRateLimiter, limiter_client
 
     client = limiter_client(settings.redis_url)  # a burst waits for a connection
 

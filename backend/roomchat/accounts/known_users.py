@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from cachetools import TTLCache
 
-from roomchat.message_store import MessageStore
 from roomchat.store import UserRef
+from roomchat.store.messages import MessageStore
 
 Found = UserRef | None
 

@@ -15,7 +15,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from roomchat.ratelimit import Clock, KeyedRateLimiter
+from roomchat.limits.buckets import Clock, KeyedRateLimiter
 from roomchat.realtime.broker.redis import REDIS_ERRORS
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from roomchat.config import Settings
-from roomchat.ratelimit import (
+from roomchat.limits.buckets import (
     Clock,
     KeyedRateLimiter,
     LocalRateLimiter,
@@ -151,7 +151,7 @@ def create_limits(settings: Settings, *, clock: Clock | None = None) -> Limits:
             RegistrationThrottle(settings, clock=local_clock),
             nothing,
         )
-    from roomchat.redis_ratelimit import RedisRateLimiter, limiter_client
+    from roomchat.limits.redis import RedisRateLimiter, limiter_client
 
     client = limiter_client(settings.redis_url)
 

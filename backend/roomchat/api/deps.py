@@ -8,8 +8,8 @@ from fastapi import Depends, HTTPException, status
 from fastapi.security import OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
-from roomchat.accounts import Principal, authenticate
-from roomchat.security import InvalidTokenError
+from roomchat.accounts.security import InvalidTokenError
+from roomchat.accounts.service import Principal, authenticate
 from roomchat.services import Services
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from roomchat.models import MAX_MESSAGE_ID, Message, User
+from roomchat.store.schema import MAX_MESSAGE_ID, Message, User
 
 __all__ = [
     "Draft",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from roomchat import store
-from roomchat.security import InvalidTokenError, create_access_token, decode_access_token
+from roomchat.accounts.security import InvalidTokenError, create_access_token, decode_access_token
 from roomchat.services import Services
 
 

@@ -25,9 +25,9 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy.dialects import sqlite
 
-from roomchat.db import SQLITE_BUSY_TIMEOUT, SQLITE_PRAGMAS
-from roomchat.models import MAX_MESSAGE_ID, Message, utcnow
 from roomchat.store import Draft, StoredBatch, UserRef
+from roomchat.store.engine import SQLITE_BUSY_TIMEOUT, SQLITE_PRAGMAS
+from roomchat.store.schema import MAX_MESSAGE_ID, Message, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,11 @@ from enum import Enum
 from pydantic import ValidationError
 
 from roomchat import store
-from roomchat.account_watch import ACCOUNTS_CHANNEL, deletion_notice
+from roomchat.accounts.security import PasswordHasher
+from roomchat.accounts.watch import ACCOUNTS_CHANNEL, deletion_notice
+from roomchat.api.schemas import RegisterIn
 from roomchat.config import Settings
-from roomchat.db import create_engine, create_session_factory, create_tables
-from roomchat.schemas import RegisterIn
-from roomchat.security import PasswordHasher
+from roomchat.store.engine import create_engine, create_session_factory, create_tables
 
 log = logging.getLogger(__name__)
 

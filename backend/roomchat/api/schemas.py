@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from roomchat.security import MAX_PASSWORD_CHARS
+from roomchat.accounts.security import MAX_PASSWORD_CHARS
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]{3,32}$"
 ROOM_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"

@@ -12,7 +12,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from roomchat.models import Base
+from roomchat.store.schema import Base
 
 #: Every SQLite connection, the engine's and the message store's thread's (sqlite_store.py).
 #: WAL lets readers (history) run while a writer commits; NORMAL sync is durable across a
@@ -62,7 +62,7 @@ class SchemaOutOfDateError(RuntimeError):
 
 def alembic_config() -> Config:
     config = Config()
-    config.set_main_option("script_location", "roomchat:migrations")
+    config.set_main_option("script_location", "roomchat.store:migrations")
     return config
 
 

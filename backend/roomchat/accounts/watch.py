@@ -21,12 +21,12 @@ import contextlib
 import json
 import logging
 
-from roomchat.known_users import KnownUsers
-from roomchat.message_store import MessageStore
+from roomchat.accounts.known_users import KnownUsers
 from roomchat.realtime import closecodes
 from roomchat.realtime.broker import Broker
 from roomchat.realtime.manager import RoomManager
-from roomchat.sqlite_store import SQLiteStore
+from roomchat.store.messages import MessageStore
+from roomchat.store.sqlite import SQLiteStore
 
 log = logging.getLogger(__name__)
 

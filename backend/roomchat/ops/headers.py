@@ -8,7 +8,7 @@ from functools import lru_cache
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from roomchat.origins import server_origin
+from roomchat.ops.origins import server_origin
 
 #: No inline script or style, nothing from another origin, no framing.
 POLICY = (

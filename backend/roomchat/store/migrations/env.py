@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from roomchat.models import Base
+from roomchat.store.schema import Base
 
 config = context.config
 
@@ -33,7 +33,7 @@ def database_url() -> str:
 
 
 async def run_online() -> None:
-    from roomchat.db import create_engine
+    from roomchat.store.engine import create_engine
 
     engine = create_engine(database_url())
     try:

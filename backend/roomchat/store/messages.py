@@ -17,8 +17,8 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from roomchat import store
-from roomchat.models import Message
-from roomchat.sqlite_store import SQLiteStore
+from roomchat.store.schema import Message
+from roomchat.store.sqlite import SQLiteStore
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Accounts: registration, login, passwords, tokens, and the users a token may speak for."""

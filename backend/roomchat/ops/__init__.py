@@ -1,0 +1,1 @@
+"""Running it: metrics, readiness, logs, security headers and allowed origins."""
