@@ -17,10 +17,14 @@ from roomchat.config import Settings
 from roomchat.limits.buckets import Clock
 from roomchat.main import create_app
 from tests import services
-from tests.helpers import TEST_SECRET
-from tests.live import LiveServer
 
-PASSWORD = "correct horse battery"
+# Other modules still import these from here; new code imports them from tests.helpers.
+from tests.helpers import PASSWORD as PASSWORD
+from tests.helpers import TEST_SECRET as TEST_SECRET
+from tests.helpers import live_token as live_token
+from tests.helpers import login as login
+from tests.helpers import register as register
+from tests.live import LiveServer
 
 #: The variables that steer the test run itself. Every other ``ROOMCHAT_*`` is the
 #: developer's shell speaking (a ``ROOMCHAT_REDIS_URL`` would turn the embedded runs into
@@ -164,23 +168,6 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             yield c
 
 
-async def register(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> Any:
-    response = await client.post(
-        "/api/auth/register", json={"username": username, "password": password}
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def login(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> str:
-    response = await client.post(
-        "/api/auth/token", data={"username": username, "password": password}
-    )
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
-
-
 @pytest.fixture
 def user_token(client: httpx.AsyncClient) -> Callable[[str], Any]:
     """``await user_token("alice")`` registers alice and returns her access token."""
@@ -224,13 +211,6 @@ def live_server(tmp_path: Path, backend: dict[str, Any]) -> Iterator[Callable[..
 @pytest.fixture
 def live(live_server: Callable[..., LiveServer]) -> LiveServer:
     return live_server()
-
-
-async def live_token(server: LiveServer, username: str) -> str:
-    """Register ``username`` on a live server and log in; return the access token."""
-    async with httpx.AsyncClient(base_url=server.http_url) as client:
-        await register(client, username)
-        return await login(client, username)
 
 
 @pytest.fixture

@@ -7,14 +7,21 @@ import json
 import socket
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import httpx
 from jose import jwt
 
 from roomchat.accounts.security import create_access_token
 
+if TYPE_CHECKING:
+    from tests.live import LiveServer
+
 #: The key every test app signs tokens with (``conftest.make_settings``).
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+
+#: Every test user's password.
+PASSWORD = "correct horse battery"
 
 #: The headers every HTTP response carries (the page's CSP aside).
 SECURITY_HEADERS = {
@@ -30,6 +37,30 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+async def register(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> Any:
+    response = await client.post(
+        "/api/auth/register", json={"username": username, "password": password}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def login(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> str:
+    response = await client.post(
+        "/api/auth/token", data={"username": username, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+async def live_token(server: LiveServer, username: str) -> str:
+    """Register ``username`` on a live server and log in; return the access token."""
+    async with httpx.AsyncClient(base_url=server.http_url) as client:
+        await register(client, username)
+        return await login(client, username)
 
 
 class FakeClock:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from jose import jwt
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 from websockets.frames import Frame, Opcode
 
@@ -17,12 +18,14 @@ from roomchat.realtime.strikes import TYPING_ANNOUNCED_PER_SECOND, TYPING_FRAMES
 from tests.conftest import TEST_SECRET, live_token
 from tests.live import LiveServer
 from tests.rawclient import RawClient
+from tests.waiting import eventually
 from tests.wsclient import (
     join,
     open_socket,
     recv,
     recv_messages,
     recv_type,
+    refused_status,
     room_url,
     wait_close_frame,
     wait_closed,
@@ -105,28 +108,54 @@ async def test_history_is_the_last_history_limit_messages(
     await ws.close()
 
 
-async def test_two_sockets_of_one_user_are_one_member(live: LiveServer) -> None:
-    alice, bob = await live_token(live, "alice"), await live_token(live, "bob")
-    watcher, _, _ = await join(live, "lobby", bob)
+async def test_two_sockets_of_one_user_are_one_member(
+    live_server: Callable[..., LiveServer],
+) -> None:
+    server = live_server(max_sockets_per_user=2, presence_linger_seconds=0.2)
+    alice, bob = await live_token(server, "alice"), await live_token(server, "bob")
+    watcher, _, _ = await join(server, "lobby", bob)
     assert (await recv_type(watcher, "join"))["user"] == "bob"  # its own join comes too
-    tab1, _, _ = await join(live, "lobby", alice)
+    tab1, _, _ = await join(server, "lobby", alice)
     assert (await recv_type(watcher, "join"))["user"] == "alice"
-    tab2, _, presence = await join(live, "lobby", alice)
+    tab2, _, presence = await join(server, "lobby", alice)
     assert presence["members"] == ["alice", "bob"]
+    alices = room_url(server.ws_url, "lobby", alice)
+    assert await refused_status(alices) == 429  # at her cap of two
 
     await tab1.close()
-    await tab2.send("still here")  # no leave may come before this message
+    # A socket's claim is released only after it has left the room, a leave (if any)
+    # published; so once a third socket of hers is let in, a leave for tab 1 would be
+    # ahead of anything published after, in the one order the watcher gets them in.
+    tab3 = await admitted(alices)
+    await tab2.send("still here")
     frame = await recv(watcher)
-    assert (frame["type"], frame["text"]) == ("message", "still here")
-    async with httpx.AsyncClient(base_url=live.http_url) as client:
+    assert (frame["type"], frame.get("text")) == ("message", "still here")
+    async with httpx.AsyncClient(base_url=server.http_url) as client:
         members = await client.get(
             "/api/rooms/lobby/members", headers={"Authorization": f"Bearer {bob}"}
         )
     assert members.json() == {"members": ["alice", "bob"]}
 
     await tab2.close()
-    assert (await recv_type(watcher, "leave"))["user"] == "alice"
+    await tab3.close()  # her last socket: the leave comes once the linger passes
+    assert await recv(watcher) == {"type": "leave", "room": "lobby", "user": "alice"}
     await watcher.close()
+
+
+async def admitted(url: str) -> ClientConnection:
+    """A socket opened at ``url`` once the server lets it in (refused with 429 until then)."""
+    sockets: list[ClientConnection] = []
+
+    async def let_in() -> bool:
+        try:
+            sockets.append(await open_socket(url))
+        except InvalidStatus as refused:
+            if refused.response.status_code != 429:
+                raise
+        return bool(sockets)
+
+    await eventually(let_in)
+    return sockets[0]
 
 
 async def test_bad_frames_get_error_frames_and_the_socket_stays_open(live: LiveServer) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.helpers import live_token
 
 if TYPE_CHECKING:
     from tests.live import LiveServer
@@ -73,6 +75,21 @@ async def join(
     assert (history["type"], history["room"]) == ("history", room)
     assert (presence["type"], presence["room"]) == ("presence", room)
     return ws, history, presence
+
+
+class Member(NamedTuple):
+    """A user in a room: their open socket, the presence frame it got, and their token."""
+
+    ws: ClientConnection
+    presence: dict[str, Any]
+    token: str
+
+
+async def new_member(server: LiveServer, username: str, room: str = "lobby") -> Member:
+    """Register ``username``, log in and join ``room``; return once presence has come."""
+    token = await live_token(server, username)
+    ws, _, presence = await join(server, room, token)
+    return Member(ws, presence, token)
 
 
 async def refused_status(url: str, **options: object) -> int:
