@@ -214,6 +214,32 @@ def live(live_server: Callable[..., LiveServer]) -> LiveServer:
 
 
 @pytest.fixture
+def two_workers(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., tuple[LiveServer, LiveServer]]]:
+    """``two_workers(**settings_overrides)``: two servers in this process, two workers of
+    one deployment: one database (a SQLite file unless ``database_url`` says otherwise)
+    and one broker (this test's prefix on the shared Redis unless ``redis_url`` says
+    otherwise). Both are started; all stop at teardown."""
+    servers: list[LiveServer] = []
+
+    def start(**overrides: Any) -> tuple[LiveServer, LiveServer]:
+        if "redis_url" not in overrides:
+            prefix: str = request.getfixturevalue("redis_prefix")
+            overrides = {"redis_url": services.REDIS_URL, "redis_prefix": prefix} | overrides
+        settings = make_settings(tmp_path, **overrides)
+        pair = (LiveServer(settings), LiveServer(settings))
+        for server in pair:
+            server.start()
+            servers.append(server)
+        return pair
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[services.PrivateRedis]:
     """A redis-server of this test's own, to stop and start again; killed at teardown."""
     require_service(services.PrivateRedis.binary is not None, "redis-server is not installed")

@@ -19,16 +19,14 @@ from tests import services
 from tests.conftest import live_token, make_settings
 from tests.live import LiveServer
 from tests.waiting import eventually
-from tests.wsclient import open_socket, recv, recv_type, room_url, wait_closed
+from tests.wsclient import new_member, open_socket, recv, recv_type, room_url, wait_closed
 
 
 async def test_a_failed_write_gets_store_unavailable_and_is_not_delivered(
     live: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    alice, bob = await live_token(live, "alice"), await live_token(live, "bob")
-    sender = await open_socket(room_url(live.ws_url, "lobby", alice))
-    other = await open_socket(room_url(live.ws_url, "lobby", bob))
-    await recv_type(other, "presence")
+    sender = (await new_member(live, "alice")).ws
+    other, _, bob = await new_member(live, "bob")
     locked = sqlite3.OperationalError("database is locked")
     # The next write fails, on either path: SQLAlchemy's (PostgreSQL) or, on SQLite, the
     # transaction in the store's own thread.
@@ -63,10 +61,8 @@ def fail_once(monkeypatch: pytest.MonkeyPatch, module: object, name: str, error:
 async def test_a_crashing_session_closes_with_1011_and_the_room_goes_on(
     live: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    alice, bob = await live_token(live, "alice"), await live_token(live, "bob")
-    victim = await open_socket(room_url(live.ws_url, "lobby", alice))
-    other = await open_socket(room_url(live.ws_url, "lobby", bob))
-    await recv_type(other, "presence")
+    victim = (await new_member(live, "alice")).ws
+    other = (await new_member(live, "bob")).ws
     real_parse = session.parse_frame
 
     def crash_on_boom(raw: str, **kwargs: Any) -> Any:
@@ -87,10 +83,8 @@ async def test_a_restart_loses_nothing_and_since_recovers_what_was_missed(
     live_server: Callable[..., LiveServer],
 ) -> None:
     server = live_server(history_limit=1)
-    alice, bob = await live_token(server, "alice"), await live_token(server, "bob")
-    reader = await open_socket(room_url(server.ws_url, "lobby", bob))
-    writer = await open_socket(room_url(server.ws_url, "lobby", alice))
-    await recv_type(reader, "presence")
+    reader, _, bob = await new_member(server, "bob")
+    writer, _, alice = await new_member(server, "alice")
     await writer.send("before")
     last_seen = (await recv_type(reader, "message"))["id"]
 

@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 from roomchat.accounts import security
-from tests.conftest import PASSWORD, live_token
+from tests.conftest import PASSWORD
 from tests.helpers import CountingContext
 from tests.live import LiveServer
-from tests.wsclient import open_socket, recv_type, room_url
+from tests.wsclient import new_member, recv_type
 
 BURST = 200
 
@@ -29,9 +29,7 @@ async def test_a_burst_of_logins_stays_bounded_and_the_server_keeps_serving(
         login_failures_per_user=BURST,
         login_failures_per_address=BURST,
     )
-    token = await live_token(server, "alice")
-    ws = await open_socket(room_url(server.ws_url, "lobby", token))
-    await recv_type(ws, "presence")
+    ws = (await new_member(server, "alice")).ws
     # From here on, only the burst's logins are counted (not alice's registration, nor
     # her login above); a quarter of them started wakes the test, from the hash thread.
     before = counting.count("verify")

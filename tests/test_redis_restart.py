@@ -11,43 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 
 from roomchat.accounts.security import create_access_token
 from tests import services
-from tests.conftest import PASSWORD, TEST_SECRET, make_settings
+from tests.helpers import PASSWORD, TEST_SECRET
 from tests.live import LiveServer
 from tests.waiting import eventually
 from tests.wsclient import open_socket, recv, room_url
 
 TIMEOUT = 20.0
 NAMES = ["talker_a", "talker_b", "reader_a", "reader_b"]
-
-
-@pytest.fixture
-def two_workers(
-    tmp_path: Path, postgres_url: str, private_redis: services.PrivateRedis
-) -> Iterator[tuple[LiveServer, LiveServer]]:
-    settings = make_settings(
-        tmp_path,
-        database_url=postgres_url,
-        redis_url=private_redis.url,
-        redis_prefix="restart",
-        presence_ttl_seconds=3,
-        messages_per_second=1000,
-        message_burst=1000,
-    )
-    servers = (LiveServer(settings), LiveServer(settings))
-    for server in servers:
-        server.start()
-    yield servers
-    for server in servers:
-        server.stop()
 
 
 async def status(client: httpx.AsyncClient, server: LiveServer) -> int:
@@ -79,9 +56,18 @@ class Member:
 
 
 async def test_a_redis_restart_during_traffic_loses_nothing(
-    two_workers: tuple[LiveServer, LiveServer], private_redis: services.PrivateRedis
+    two_workers: Callable[..., tuple[LiveServer, LiveServer]],
+    postgres_url: str,
+    private_redis: services.PrivateRedis,
 ) -> None:
-    a, b = two_workers
+    a, b = two_workers(
+        database_url=postgres_url,
+        redis_url=private_redis.url,
+        redis_prefix="restart",
+        presence_ttl_seconds=3,
+        messages_per_second=1000,
+        message_burst=1000,
+    )
     async with httpx.AsyncClient(timeout=10) as client:
         for name in NAMES:
             response = await client.post(

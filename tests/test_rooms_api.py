@@ -12,7 +12,7 @@ from websockets.exceptions import InvalidStatus
 from tests.conftest import live_token
 from tests.live import LiveServer
 from tests.waiting import eventually
-from tests.wsclient import open_socket, recv, recv_type, room_url
+from tests.wsclient import new_member, open_socket, recv, recv_type, room_url
 
 Auth = dict[str, str]
 
@@ -104,12 +104,11 @@ async def test_posting_too_fast_over_http_gets_429(live_server: Callable[..., Li
 
 
 async def test_rooms_members_and_http_posts_reach_sockets(live: LiveServer) -> None:
-    alice, bob = await live_token(live, "alice"), await live_token(live, "bob")
+    alice = await live_token(live, "alice")
     headers = {"Authorization": f"Bearer {alice}"}
     async with httpx.AsyncClient(base_url=live.http_url, headers=headers) as client:
         await client.post("/api/rooms/archive/messages", json={"text": "old"})
-        ws = await open_socket(room_url(live.ws_url, "lobby", bob))
-        await recv_type(ws, "presence")
+        ws, _, bob = await new_member(live, "bob")
 
         rooms = (await client.get("/api/rooms")).json()
         assert rooms == [{"name": "archive", "members": 0}, {"name": "lobby", "members": 1}]
@@ -133,10 +132,9 @@ async def test_rooms_members_and_http_posts_reach_sockets(live: LiveServer) -> N
 
 
 async def test_rooms_are_listed_in_pages_of_names_in_order(live: LiveServer) -> None:
-    alice, bob = await live_token(live, "alice"), await live_token(live, "bob")
+    alice = await live_token(live, "alice")
     stored = ["b-3", "A-1", "_x", "Z9", "a_2", "B"]
-    online = await open_socket(room_url(live.ws_url, "m-online", bob))  # members, no messages
-    await recv_type(online, "presence")
+    online = (await new_member(live, "bob", "m-online")).ws  # members, no messages
     headers = {"Authorization": f"Bearer {alice}"}
     async with httpx.AsyncClient(base_url=live.http_url, headers=headers) as client:
         for room in stored:

@@ -14,7 +14,7 @@ from websockets.frames import Frame, Opcode
 from tests.conftest import live_token
 from tests.live import LiveServer
 from tests.rawclient import RawClient
-from tests.wsclient import open_socket, recv, recv_type, room_url
+from tests.wsclient import new_member, open_socket, recv, recv_type, room_url
 
 ROUNDS = 3
 BURST = 20
@@ -134,9 +134,7 @@ async def test_a_history_frame_stays_within_the_sockets_send_budget(
 ) -> None:
     budget = 20_000
     server = live_server(send_queue_bytes=budget, messages_per_second=1000, message_burst=1000)
-    token = await live_token(server, "alice")
-    ws = await open_socket(room_url(server.ws_url, "lobby", token))
-    await recv_type(ws, "presence")
+    ws, _, token = await new_member(server, "alice")
     for n in range(30):
         await ws.send(f"{n:04d}" + "x" * 996)
     ids = [(await recv_type(ws, "message"))["id"] for _ in range(30)]

@@ -13,7 +13,7 @@ from tests.conftest import live_token
 from tests.live import SEND_PATHS, LiveServer
 from tests.rawclient import RawClient
 from tests.waiting import eventually
-from tests.wsclient import open_socket, recv, recv_type, room_url
+from tests.wsclient import join, open_socket, recv, recv_type, room_url
 
 HELD_AFTER_DROP_SECONDS = 2.0
 TEXT = "z" * 3000
@@ -40,8 +40,7 @@ async def test_a_member_that_never_reads_is_dropped_and_the_room_keeps_flowing(
     stuck = RawClient(room_url(server.ws_url, "lobby", stuck_token))
     await stuck.open(server.port)
     talker = await open_socket(room_url(server.ws_url, "lobby", talker_token), max_queue=None)
-    friend = await open_socket(room_url(server.ws_url, "lobby", friend_token))
-    await recv_type(friend, "presence")
+    friend, _, _ = await join(server, "lobby", friend_token)
 
     stuck_left = False
     sent = 0
