@@ -1,4 +1,5 @@
-"""Fixtures: apps built from their own Settings, an httpx client, a live uvicorn server."""
+"""Fixtures: the two backends, apps built from their own Settings, an httpx client, live
+uvicorn servers (one, or two workers of one deployment), and the services they need."""
 
 from __future__ import annotations
 
@@ -124,7 +125,8 @@ def postgres_url(postgres_databases: list[str]) -> Iterator[str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``@pytest.mark.embedded_only`` tests depend on one process's timing: not re-run scaled."""
+    """``@pytest.mark.embedded_only`` tests run once, embedded: they time one process, or
+    check what no backend takes part in (token shapes, headers, schema checks)."""
     deselected = [
         item
         for item in items
@@ -141,7 +143,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Settings for the two ways to run: SQLite and memory, or PostgreSQL and Redis.
 
-    Every test that builds its app from ``settings`` or ``live_server`` runs on both.
+    Every test that builds its app through ``settings``, ``app``, ``client``, ``live`` or
+    ``live_server`` runs on both, unless it is marked ``embedded_only``.
     """
     if request.param == "embedded":
         return {}
@@ -181,7 +184,9 @@ def user_token(client: httpx.AsyncClient) -> Callable[[str], Any]:
 
 @pytest.fixture
 def live_server(tmp_path: Path, backend: dict[str, Any]) -> Iterator[Callable[..., LiveServer]]:
-    """``live_server(**settings_overrides)`` starts a real uvicorn; all stop at teardown."""
+    """``live_server(**settings_overrides)`` starts a real uvicorn on this test's backend
+    (also: its socket buffer, uvicorn options, app factory, throttles' clock); all stop
+    at teardown."""
     servers: list[LiveServer] = []
 
     def start(

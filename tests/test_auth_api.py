@@ -45,6 +45,7 @@ async def test_login_accepts_any_case_and_keeps_the_registered_name(
     assert me.json()["username"] == "Alice"
 
 
+@pytest.mark.embedded_only  # schema checks, answered before the store is asked
 @pytest.mark.parametrize(
     "body",
     [
@@ -86,6 +87,7 @@ async def test_unknown_user_and_wrong_password_get_the_same_401(
     assert wrong.json() == unknown.json()
 
 
+@pytest.mark.embedded_only  # no token to look up
 @pytest.mark.parametrize("header", [None, "Bearer", "Bearer garbage", "Basic YWxpY2U6eA=="])
 async def test_me_requires_a_valid_bearer_token(
     client: httpx.AsyncClient, header: str | None

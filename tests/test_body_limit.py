@@ -14,6 +14,9 @@ from tests.live import LiveServer
 from tests.rawhttp import RawHTTP
 from tests.rss import MIB, PeakRSS
 
+#: Bodies are refused before any route reads them: these run once.
+pytestmark = pytest.mark.embedded_only
+
 HUGE = 200 * MIB
 CHUNK = b"a" * (64 * 1024)
 

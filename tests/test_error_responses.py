@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from roomchat.config import Settings
@@ -12,6 +13,9 @@ from roomchat.main import create_app
 from tests.conftest import PASSWORD, live_token
 from tests.helpers import SECURITY_HEADERS
 from tests.live import LiveServer
+
+#: How errors look does not depend on the backend: these run once.
+pytestmark = pytest.mark.embedded_only
 
 JSON = {"Content-Type": "application/json"}
 

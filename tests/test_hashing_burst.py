@@ -14,6 +14,9 @@ from tests.helpers import CountingContext
 from tests.live import LiveServer
 from tests.wsclient import new_member, recv_type
 
+#: The hashing pool is one process's: this runs once.
+pytestmark = pytest.mark.embedded_only
+
 BURST = 200
 
 

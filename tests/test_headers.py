@@ -12,6 +12,9 @@ import pytest
 from tests.helpers import SECURITY_HEADERS
 from tests.live import LiveServer
 
+#: Headers are the same whatever stores the messages: these run once.
+pytestmark = pytest.mark.embedded_only
+
 
 def directives(policy: str) -> dict[str, list[str]]:
     parsed = (part.split() for part in policy.split(";") if part.strip())

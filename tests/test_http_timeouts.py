@@ -24,6 +24,9 @@ from tests.conftest import live_token
 from tests.live import LiveServer
 from tests.wsclient import open_socket, recv, recv_type, room_url
 
+#: The HTTP protocol's deadlines know no backend: these run once.
+pytestmark = pytest.mark.embedded_only
+
 TIMEOUT = 1.0
 #: How much later than due a loaded machine may close a connection.
 MARGIN = 2.0

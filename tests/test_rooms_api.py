@@ -48,6 +48,7 @@ async def test_post_then_page_through_history(client: httpx.AsyncClient, alice: 
     assert await page(after=posted[1]["id"], before=posted[4]["id"]) == ["m2", "m3"]
 
 
+@pytest.mark.embedded_only  # schema checks, answered before the store is asked
 @pytest.mark.parametrize(
     "query",
     ["limit=0", "limit=201", "limit=x", "before=-1", "after=x"],
@@ -59,6 +60,7 @@ async def test_bad_history_queries_get_422(
     assert response.status_code == 422
 
 
+@pytest.mark.embedded_only  # schema checks, answered before the store is asked
 @pytest.mark.parametrize(
     "body",
     [{"text": ""}, {"text": "   "}, {"text": "x" * 4001}, {"text": "nul \x00"}, {"text": 5}, {}],
@@ -71,12 +73,14 @@ async def test_bad_posts_get_422(
     assert "detail" in response.json()
 
 
+@pytest.mark.embedded_only  # schema checks, answered before the store is asked
 @pytest.mark.parametrize("room", ["has space", "x" * 65, "semi;colon", "café"])
 async def test_bad_room_names_get_422(client: httpx.AsyncClient, alice: Auth, room: str) -> None:
     for path in (f"/api/rooms/{room}/messages", f"/api/rooms/{room}/members"):
         assert (await client.get(path, headers=alice)).status_code == 422
 
 
+@pytest.mark.embedded_only  # no token to look up
 @pytest.mark.parametrize(
     ("method", "path"),
     [

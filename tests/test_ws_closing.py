@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
 from websockets.frames import Opcode
 
 from tests.conftest import live_token
@@ -18,6 +19,9 @@ from tests.live import LiveServer
 from tests.probing import STALL_SECONDS, server_holds, worst_probe_latency
 from tests.rawclient import EMPTY_TEXT_FRAME, RawFloodingClient, masked_frame
 from tests.wsclient import open_socket, recv, recv_type, room_url
+
+#: The protocol's 5 s abort timer knows no backend: these run once.
+pytestmark = pytest.mark.embedded_only
 
 CUT_OFF_SECONDS = 5.0  # API.md: "a client that does not finish the close within 5 s"
 #: Time for the cut-off to happen on a loaded machine, beyond the 5 s it is due after.

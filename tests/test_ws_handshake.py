@@ -72,6 +72,7 @@ async def test_a_minted_token_is_accepted(live: LiveServer) -> None:
         assert (await recv(ws))["type"] == "history"
 
 
+@pytest.mark.embedded_only  # refused before any lookup: the backend plays no part
 @pytest.mark.parametrize("kind", list(bad_tokens()))
 async def test_every_wrong_token_shape_is_refused_at_the_handshake(
     live: LiveServer, kind: str

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 import psutil
+import pytest
 from websockets.frames import Opcode
 
 from tests.conftest import live_token
@@ -20,6 +21,9 @@ from tests.live import LiveServer
 from tests.probing import STALL_SECONDS, worst_probe_latency
 from tests.rawclient import BIG_PING_FRAME, RawFloodingClient, masked_frame
 from tests.wsclient import join, recv_type, room_url
+
+#: Control frames are counted by the protocol, per connection: these run once.
+pytestmark = pytest.mark.embedded_only
 
 PINGS = 48 * 1024 * 1024  # bytes of pings the client tries to send
 #: What the server may hold for it: the socket's budget and the kernel's buffers, with

@@ -26,9 +26,11 @@ async def test_reconnect_with_since_gets_exactly_the_missed_messages_under_traff
     server = live_server(messages_per_second=1000, message_burst=1000)
     talker_token = await live_token(server, "talker")
     reader_token = await live_token(server, "reader")
-    # The talker reads nothing: let its client buffer what arrives, so it can close at once.
+    # Neither reads all that arrives: let their clients buffer it, so each can close at
+    # once (a client whose queue is full reads no further, nor the server's close frame,
+    # and its close waits out websockets' 10 s close timeout).
     talker = await open_socket(room_url(server.ws_url, "lobby", talker_token), max_queue=None)
-    reader = await open_socket(room_url(server.ws_url, "lobby", reader_token))
+    reader = await open_socket(room_url(server.ws_url, "lobby", reader_token), max_queue=None)
     await recv_type(reader, "presence")
     sent = 0
     texts: list[str] = []
@@ -53,7 +55,9 @@ async def test_reconnect_with_since_gets_exactly_the_missed_messages_under_traff
         # Others keep talking while the reader is away, and while it reconnects.
         await talk(BURST // 2)
         talking = asyncio.create_task(talk(BURST // 2))
-        reader = await open_socket(room_url(server.ws_url, "lobby", reader_token, since=ids[-1]))
+        reader = await open_socket(
+            room_url(server.ws_url, "lobby", reader_token, since=ids[-1]), max_queue=None
+        )
         history = await recv(reader)
         assert history["type"] == "history"
         for message in history["messages"]:
