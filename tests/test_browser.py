@@ -254,6 +254,7 @@ def test_message_text_shows_as_text_and_runs_nothing(
 REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 
 
+@pytest.mark.embedded_only  # static pages: no backend takes part
 @pytest.mark.parametrize(("path", "blocked"), [("/docs", ()), ("/redoc", (REDOC_LOGO,))])
 def test_the_api_docs_work_from_this_server_alone(
     live: LiveServer, person: Callable[..., Person], path: str, blocked: tuple[str, ...]
@@ -350,6 +351,9 @@ def test_log_out_and_back_in(live: LiveServer, person: Callable[..., Person]) ->
     expect(carol.page.get_by_role("button", name="tea")).to_be_visible()
 
 
+# The page's answer to a token refused (expired, or signed with another key) is the same
+# whatever the backend: these run once.
+@pytest.mark.embedded_only
 def test_an_expired_token_lands_on_the_login_form(
     live: LiveServer, person: Callable[..., Person]
 ) -> None:
@@ -357,6 +361,7 @@ def test_an_expired_token_lands_on_the_login_form(
     dave.sees_login_form(EXPIRED)
 
 
+@pytest.mark.embedded_only
 def test_a_token_expiring_mid_chat_lands_on_the_login_form(
     live: LiveServer, person: Callable[..., Person]
 ) -> None:
@@ -368,6 +373,7 @@ def test_a_token_expiring_mid_chat_lands_on_the_login_form(
     erin.sees_login_form(EXPIRED, timeout=(lifetime.total_seconds() + 10) * 1000)
 
 
+@pytest.mark.embedded_only
 def test_a_token_the_server_refuses_on_reconnect_lands_on_the_login_form(
     live: LiveServer, person: Callable[..., Person]
 ) -> None:

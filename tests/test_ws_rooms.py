@@ -21,6 +21,7 @@ from tests.rawclient import RawClient
 from tests.waiting import eventually
 from tests.wsclient import (
     join,
+    new_member,
     open_socket,
     recv,
     recv_messages,
@@ -57,9 +58,8 @@ async def test_every_member_gets_every_message_in_the_same_order(live: LiveServe
 
 
 async def test_nobody_outside_the_room_gets_its_messages(live: LiveServer) -> None:
-    alice, bob = await live_token(live, "alice"), await live_token(live, "bob")
-    in_a, _, _ = await join(live, "a", alice)
-    in_b, _, _ = await join(live, "b", bob)
+    in_a = (await new_member(live, "alice", "a")).ws
+    in_b = (await new_member(live, "bob", "b")).ws
     await in_a.send("for room a")
     assert (await recv_type(in_a, "message"))["text"] == "for room a"
     # Room a's message has been handed to every socket it would reach; a leak into room b
@@ -97,8 +97,7 @@ async def test_history_is_the_last_history_limit_messages(
     live_server: Callable[..., LiveServer],
 ) -> None:
     server = live_server(history_limit=3)
-    token = await live_token(server, "alice")
-    ws, _, _ = await join(server, "lobby", token)
+    ws, _, token = await new_member(server, "alice")
     for n in range(5):
         await ws.send(f"m{n}")
     await recv_messages(ws, 5)
@@ -159,8 +158,7 @@ async def admitted(url: str) -> ClientConnection:
 
 
 async def test_bad_frames_get_error_frames_and_the_socket_stays_open(live: LiveServer) -> None:
-    token = await live_token(live, "alice")
-    ws, _, _ = await join(live, "lobby", token)
+    ws = (await new_member(live, "alice")).ws
     cases: dict[str, str] = {
         "{not json": "bad_json",
         "{}": "unknown_type",
@@ -195,8 +193,7 @@ async def test_a_frame_over_the_limit_closes_with_1009(
     live_server: Callable[..., LiveServer],
 ) -> None:
     server = live_server(max_frame_bytes=1024)
-    token = await live_token(server, "alice")
-    ws, _, _ = await join(server, "lobby", token)
+    ws = (await new_member(server, "alice")).ws
     await ws.send("y" * 2048)
     assert await wait_closed(ws) == 1009
 
@@ -206,8 +203,7 @@ async def test_a_frame_over_the_limit_closes_with_1009_without_uvicorns_limit(
 ) -> None:
     """Started as plain ``uvicorn roomchat.main:app`` (16 MiB limit), the app still says 1009."""
     server = live_server(max_frame_bytes=1024, uvicorn_options={"ws_max_size": 16 * 1024 * 1024})
-    token = await live_token(server, "alice")
-    ws, _, _ = await join(server, "lobby", token)
+    ws = (await new_member(server, "alice")).ws
     await ws.send("é" * 1000)  # 1000 characters, 2000 bytes
     assert await wait_closed(ws) == 1009
 
@@ -225,8 +221,7 @@ async def test_a_socket_is_closed_with_1008_when_its_token_expires(live: LiveSer
 
 
 async def test_server_shutdown_closes_sockets_with_a_restart_code(live: LiveServer) -> None:
-    token = await live_token(live, "alice")
-    ws, _, _ = await join(live, "lobby", token)
+    ws = (await new_member(live, "alice")).ws
     await asyncio.to_thread(live.stop)
     assert await wait_closed(ws) in (1001, 1012)
 
@@ -235,9 +230,8 @@ async def test_sending_too_fast_gets_rate_limited_then_closed(
     live_server: Callable[..., LiveServer],
 ) -> None:
     server = live_server(messages_per_second=0.1, message_burst=3)
-    alice, bob = await live_token(server, "alice"), await live_token(server, "bob")
-    flooder, _, _ = await join(server, "lobby", alice)
-    other, _, _ = await join(server, "lobby", bob)
+    flooder = (await new_member(server, "alice")).ws
+    other = (await new_member(server, "bob")).ws
     for n in range(3):
         await flooder.send(f"ok {n}")
     await flooder.send("too fast")
@@ -263,9 +257,8 @@ async def test_a_text_frame_that_is_not_utf8_closes_with_1007(live: LiveServer) 
 async def test_typing_is_announced_at_most_twice_at_once_then_once_a_second(
     live: LiveServer,
 ) -> None:
-    alice, bob = await live_token(live, "alice"), await live_token(live, "bob")
-    watcher, _, _ = await join(live, "lobby", alice)
-    typist, _, _ = await join(live, "lobby", bob)
+    watcher = (await new_member(live, "alice")).ws
+    typist = (await new_member(live, "bob")).ws
     started = time.monotonic()
     for _ in range(TYPING_FRAMES_BURST):  # tolerated (no strike), but not all announced
         await typist.send('{"type": "typing"}')
