@@ -28,7 +28,8 @@ from pydantic import SecretStr
 
 from roomchat import store
 from roomchat.config import Settings
-from roomchat.store.engine import create_engine, create_session_factory
+from roomchat.store.engine import create_engine
+from roomchat.store.through_engine import EngineStore
 from tests.conftest import PASSWORD, TEST_SECRET, require_service
 from tests.live import LiveServer
 
@@ -407,11 +408,11 @@ def add_messages_offline(settings: Settings, *, room: str, author: str, texts: l
     async def add() -> None:
         engine = create_engine(settings.database_url)
         try:
-            async with create_session_factory(engine)() as session:
-                user = await store.get_user(session, username=author)
-                assert user is not None
-                drafts = [store.Draft(user.id, user.username, text) for text in texts]
-                await store.add_messages(session, room=room, drafts=drafts)
+            users = EngineStore(engine)
+            user = await users.get_user(username=author)
+            assert user is not None
+            drafts = [store.Draft(user.id, user.username, text) for text in texts]
+            await users.add_messages_to_rooms(drafts={room: drafts})
         finally:
             await engine.dispose()
 

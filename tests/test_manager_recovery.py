@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roomchat import store
 from roomchat.realtime import closecodes, events
@@ -23,40 +23,45 @@ from roomchat.realtime.broker.memory import MemoryBroker, MemoryPresence
 from roomchat.realtime.connection import Connection
 from roomchat.realtime.manager import RoomManager
 from roomchat.realtime.writer import StoreUnavailableError
-from roomchat.store.engine import create_engine, create_session_factory, create_tables
-from roomchat.store.messages import MessageStore, SessionStore
+from roomchat.store.engine import create_engine, migrate
+from roomchat.store.open import Store
 from roomchat.store.sqlite import SQLiteStore
+from roomchat.store.through_engine import EngineStore
 from tests.waiting import eventually
 
 TIMEOUT = 5.0
 
 
 @pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
-    await create_tables(engine)
-    factory = create_session_factory(engine)
-    async with factory() as session:
-        await store.create_user(session, username="alice", password_hash="-")
-    yield factory
+    await migrate(engine)
+    await EngineStore(engine).create_user(username="alice", password_hash="-")
+    yield engine
     await engine.dispose()
 
 
-@pytest.fixture(params=["sqlite3", "sessions"])
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> EngineStore:
+    """The store another worker writes through (it shares the database, not the process)."""
+    return EngineStore(engine)
+
+
+@pytest.fixture(params=["sqlite3", "engine"])
 async def message_store(
-    request: pytest.FixtureRequest, tmp_path: Path, sessions: async_sessionmaker[AsyncSession]
-) -> AsyncIterator[MessageStore]:
+    request: pytest.FixtureRequest, tmp_path: Path, engine: AsyncEngine
+) -> AsyncIterator[Store]:
     """Both ways the manager reads and writes: its own sqlite3 thread, or SQLAlchemy."""
     if request.param == "sqlite3":
-        opened: MessageStore = await SQLiteStore.open(str(tmp_path / "store.db"))
+        opened: Store = await SQLiteStore.open(str(tmp_path / "store.db"))
     else:
-        opened = SessionStore(sessions)
+        opened = EngineStore(engine)
     yield opened
     await opened.close()
 
 
 @pytest.fixture
-async def rooms(message_store: MessageStore) -> AsyncIterator[tuple[RoomManager, MemoryBroker]]:
+async def rooms(message_store: Store) -> AsyncIterator[tuple[RoomManager, MemoryBroker]]:
     broker = MemoryBroker()
     manager = RoomManager(broker=broker, presence=MemoryPresence(), store=message_store)
     yield manager, broker
@@ -73,13 +78,10 @@ async def messages(connection: Connection, count: int) -> list[dict[str, Any]]:
     return received
 
 
-async def stored_elsewhere(sessions: async_sessionmaker[AsyncSession], text: str) -> store.Message:
+async def stored_elsewhere(sessions: EngineStore, text: str) -> store.Message:
     """A message another worker stored and never published (it died, or Redis did)."""
-    async with sessions() as session:
-        batch = await store.add_messages(
-            session, room="lobby", drafts=[store.Draft(1, "bob", text)]
-        )
-    return batch.messages[0]
+    batch = await sessions.add_messages_to_rooms(drafts={"lobby": [store.Draft(1, "bob", text)]})
+    return batch["lobby"].messages[0]
 
 
 def draft(text: str) -> store.Draft:
@@ -87,7 +89,7 @@ def draft(text: str) -> store.Draft:
 
 
 async def test_a_message_never_published_is_fetched_before_the_next_one(
-    rooms: tuple[RoomManager, MemoryBroker], sessions: async_sessionmaker[AsyncSession]
+    rooms: tuple[RoomManager, MemoryBroker], sessions: EngineStore
 ) -> None:
     manager, _ = rooms
     connection = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
@@ -101,7 +103,7 @@ async def test_a_message_never_published_is_fetched_before_the_next_one(
 
 
 async def test_a_gap_is_filled_from_the_store(
-    rooms: tuple[RoomManager, MemoryBroker], sessions: async_sessionmaker[AsyncSession]
+    rooms: tuple[RoomManager, MemoryBroker], sessions: EngineStore
 ) -> None:
     manager, broker = rooms
     connection = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
@@ -114,7 +116,7 @@ async def test_a_gap_is_filled_from_the_store(
 
 
 async def test_a_late_or_repeated_publish_is_not_delivered_twice(
-    rooms: tuple[RoomManager, MemoryBroker], sessions: async_sessionmaker[AsyncSession]
+    rooms: tuple[RoomManager, MemoryBroker], sessions: EngineStore
 ) -> None:
     manager, broker = rooms
     connection = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
@@ -153,7 +155,7 @@ def inject_gap(broker: MemoryBroker, room: str) -> None:
 
 async def test_more_missed_than_the_catch_up_limit_reconnects_the_room_with_1012(
     rooms: tuple[RoomManager, MemoryBroker],
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: EngineStore,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     manager, broker = rooms
@@ -174,7 +176,7 @@ async def test_more_missed_than_the_catch_up_limit_reconnects_the_room_with_1012
 
 async def test_up_to_the_catch_up_limit_missed_is_delivered_not_reconnected(
     rooms: tuple[RoomManager, MemoryBroker],
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: EngineStore,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     manager, broker = rooms
@@ -191,7 +193,7 @@ async def test_up_to_the_catch_up_limit_missed_is_delivered_not_reconnected(
 
 async def test_a_failed_listener_closes_its_sockets_with_1011_and_is_logged(
     rooms: tuple[RoomManager, MemoryBroker],
-    message_store: MessageStore,
+    message_store: Store,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -249,7 +251,7 @@ async def test_a_message_both_replayed_and_delivered_live_reaches_the_socket_onc
 
 
 async def test_posts_queued_at_shutdown_are_stored_before_it_ends(
-    rooms: tuple[RoomManager, MemoryBroker], message_store: MessageStore
+    rooms: tuple[RoomManager, MemoryBroker], message_store: Store
 ) -> None:
     manager, _ = rooms
     queued = [manager.submit("lobby", draft(f"queued {n}")) for n in range(5)]

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp
 from roomchat import __version__
 from roomchat.accounts.known_users import KnownUsers
 from roomchat.accounts.security import PasswordHasher, load_or_create_secret_key
+from roomchat.accounts.service import Accounts
 from roomchat.accounts.watch import AccountWatch
 from roomchat.api import auth, docs, errors, ops, pages, rooms
 from roomchat.api.bodylimit import BodyLimit
@@ -31,8 +32,8 @@ from roomchat.realtime.manager import RoomManager
 from roomchat.server.routing import ServeSocketsFirst
 from roomchat.server.tuning import settle_garbage_collector
 from roomchat.services import Services
-from roomchat.store.engine import create_engine, create_session_factory, prepare_schema
-from roomchat.store.messages import open_message_store
+from roomchat.store.engine import create_engine, prepare_schema
+from roomchat.store.open import open_store
 from roomchat.store.sqlite import SQLiteStore
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
         engine = create_engine(settings.database_url)
         await prepare_schema(engine)
-        sessions = create_session_factory(engine)
-        message_store = await open_message_store(engine, sessions)
+        message_store = await open_store(engine)
         hasher = PasswordHasher(concurrency=settings.password_hash_concurrency)
         broker, presence = create_backend(settings)
         limits = create_limits(settings, clock=clock)
@@ -67,13 +67,19 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             failed = room_manager.metrics.backend_errors.labels("checkpoint")
             message_store.checkpointer.on_error = failed.inc
         known_users = KnownUsers(message_store)
-        services = Services(
-            settings=settings,
-            secret_key=secret_key,
-            engine=engine,
-            sessions=sessions,
+        accounts = Accounts(
+            users=message_store,
             hasher=hasher,
             known_users=known_users,
+            secret_key=secret_key,
+            access_token_minutes=settings.access_token_minutes,
+            max_token_lifetime=settings.max_token_lifetime,
+        )
+        services = Services(
+            settings=settings,
+            engine=engine,
+            store=message_store,
+            accounts=accounts,
             rooms=room_manager,
             user_limits=user_limits,
             login_throttle=limits.login_throttle,

@@ -38,8 +38,7 @@ async def list_rooms(
 ) -> list[RoomOut]:
     """Rooms with messages or members, with how many users are online in each: a page of
     names in order, after ``after`` (the next page: ``after`` = the last name of this one)."""
-    async with services.sessions() as session:
-        stored = await store.rooms_with_messages(session, limit=limit, after=after)
+    stored = await services.store.rooms_with_messages(limit=limit, after=after)
     online = await services.rooms.online()
     later = {name for name in online if after is None or name > after}
     names = sorted(set(stored) | later)[:limit]
@@ -59,10 +58,9 @@ async def list_messages(
 
     Given both, the page holds the first messages after ``after`` that are before ``before``.
     """
-    async with services.sessions() as session:
-        messages = await store.list_messages(
-            session, room=room, limit=limit, before=before, after=after
-        )
+    messages = await services.store.list_messages(
+        room=room, limit=limit, before=before, after=after
+    )
     return MessagePage(messages=[MessageOut(**events.message_dict(m)) for m in messages])
 
 

@@ -43,7 +43,7 @@ async def admit(websocket: WebSocket, room: str, services: Services) -> Admissio
     if not origin_allowed(websocket, services.settings.allowed_origins):
         raise HandshakeRefusedError(403, "origin not allowed")
     try:
-        principal = await authenticate(services, websocket.query_params.get("token"))
+        principal = await authenticate(services.accounts, websocket.query_params.get("token"))
     except InvalidTokenError:
         raise HandshakeRefusedError(401, "missing, invalid or expired token") from None
     if since is not None and not await services.rooms.has_issued(room, since):
