@@ -27,6 +27,8 @@ _REQUIRED = object()
 
 
 class Compiled:
+    """One statement for ``sqlite3``: its SQL, how to bind its parameters, how to read its rows."""
+
     def __init__(self, statement: Executable, column_keys: Sequence[str] | None = None) -> None:
         assert isinstance(statement, ClauseElement)
         compiled = cast(SQLCompiler, statement.compile(dialect=DIALECT, column_keys=column_keys))
