@@ -45,4 +45,6 @@ def redis_client(
         pool = BlockingConnectionPool.from_url(
             url, max_connections=pool_size, timeout=pool_wait_seconds, **options
         )
-    return Redis.from_pool(pool)
+    client = Redis(connection_pool=pool)
+    client.auto_close_connection_pool = True  # aclose() closes the pool too (from_pool: 5.0.1)
+    return client
