@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -29,7 +29,7 @@ from roomchat.realtime.backend import create_backend
 from roomchat.realtime.broker import BrokerUnavailableError
 from roomchat.realtime.manager import RoomManager
 from roomchat.server.routing import ServeSocketsFirst
-from roomchat.server.tuning import settle_garbage_collector
+from roomchat.server.tuning import settled_garbage_collector
 from roomchat.services import Services
 from roomchat.store.engine import create_engine, create_session_factory, prepare_schema
 from roomchat.store.messages import open_message_store
@@ -38,13 +38,22 @@ from roomchat.store.sqlite import SQLiteStore
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
-    """``clock``: drives the login and registration throttles (tests move time with it)."""
+def create_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, owns_process: bool = False
+) -> FastAPI:
+    """Building the app changes nothing outside it; nor does running it, unless it
+    ``owns_process``: it is what this process serves (``app`` below, under ``roomchat
+    serve`` or plain uvicorn). Then its startup redacts tokens from every log, and the
+    garbage collector is tuned for a long-lived server until shutdown.
+
+    ``clock``: drives the login and registration throttles (tests move time with it).
+    """
     settings = settings or Settings()
-    install_redaction()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        if owns_process:
+            install_redaction()
         secret = settings.secret_key
         secret_key = (
             secret.get_secret_value() if secret else load_or_create_secret_key(settings.data_dir)
@@ -85,10 +94,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             store=message_store,
             broker=broker if settings.redis_url else None,
         )
-        settle_garbage_collector()
+        tuned = ExitStack()  # the process's tuning, while this app serves it
+        if owns_process:
+            tuned.enter_context(settled_garbage_collector())
         try:
             yield {"services": services}
         finally:
+            tuned.close()
             await account_watch.close()
             await room_manager.close()
             await broker.close()
@@ -144,4 +156,4 @@ async def backend_unavailable(_request: Request, exc: Exception) -> JSONResponse
     )
 
 
-app = create_app()
+app = create_app(owns_process=True)

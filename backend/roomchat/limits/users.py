@@ -11,7 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from roomchat.config import Settings
-from roomchat.limits.buckets import KeyedRateLimiter, LocalRateLimiter, SharedRateLimiter
+from roomchat.limits.backend import Limiters
+from roomchat.limits.buckets import KeyedRateLimiter, SharedRateLimiter
 
 HOUR = 3600.0
 
@@ -51,29 +52,14 @@ def create_user_limits(settings: Settings) -> UserLimits:
     """Counted in Redis when it is configured (every worker counts together), else here."""
     rate, burst = settings.messages_per_second, settings.message_burst
     rooms = settings.rooms_per_user
-    if not settings.redis_url:
-
-        async def nothing() -> None:
-            return None
-
-        return UserLimits(
-            MessageRate(rate=rate, burst=burst, shared=None),
-            KeyedRateLimiter(rate=rate, burst=burst),
-            LocalRateLimiter(KeyedRateLimiter(rate=rooms / HOUR, burst=rooms)),
-            nothing,
-        )
-    from roomchat.limits.redis import RedisRateLimiter, limiter_client
-
-    client = limiter_client(settings.redis_url)  # a burst waits for a connection
-
-    def shared(name: str, rate: float, burst: int) -> SharedRateLimiter:
-        return RedisRateLimiter(
-            client, prefix=settings.redis_prefix, name=name, rate=rate, burst=burst
-        )
-
+    limiters = Limiters(settings)
     return UserLimits(
-        MessageRate(rate=rate, burst=burst, shared=shared("messages", rate, burst)),
+        MessageRate(
+            rate=rate,
+            burst=burst,
+            shared=limiters("messages", rate, burst) if limiters.shared else None,
+        ),
         KeyedRateLimiter(rate=rate, burst=burst),
-        shared("new-rooms", rooms / HOUR, rooms),
-        client.aclose,
+        limiters("new-rooms", rooms / HOUR, rooms),
+        limiters.close,
     )

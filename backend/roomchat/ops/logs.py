@@ -60,7 +60,13 @@ _filter = RedactTokens()
 
 
 def install_redaction() -> None:
-    """Attach the filter to the loggers that see request paths (idempotent)."""
+    """Attach the filter to the loggers that see request paths, and their handlers.
+
+    For the whole process, so only the app that owns it calls this, at startup (after
+    uvicorn has configured logging, with ``roomchat serve``'s config or its own). It is
+    idempotent and never removed: it only takes tokens out, and taking it away at
+    shutdown could only let one through.
+    """
     for name in REDACTED_LOGGERS:
         logger = logging.getLogger(name)
         if _filter not in logger.filters:

@@ -26,9 +26,10 @@ from collections import Counter
 from typing import Any, cast
 from uuid import uuid4
 
+from roomchat.ops.redis import REDIS_ERRORS, redis_client
 from roomchat.realtime import events
 from roomchat.realtime.broker.base import BrokerUnavailableError
-from roomchat.realtime.broker.redis import REDIS_ERRORS, redis_client, room_channel
+from roomchat.realtime.broker.redis import room_channel
 
 log = logging.getLogger(__name__)
 
