@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
-    """``clock``: drives the login and registration throttles (tests move time with it)."""
+    """``clock``: drives the login and registration throttles and this worker's message
+    buckets (tests move time with it)."""
     settings = settings or Settings()
     install_redaction()
 
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         hasher = PasswordHasher(concurrency=settings.password_hash_concurrency)
         broker, presence = create_backend(settings)
         limits = create_limits(settings, clock=clock)
-        user_limits = create_user_limits(settings)
+        user_limits = create_user_limits(settings, **({"clock": clock} if clock else {}))
         room_manager = RoomManager(
             broker=broker,
             presence=presence,

@@ -7,11 +7,17 @@ Redis is away each worker counts alone (``RedisRateLimiter``'s fallback).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from roomchat.config import Settings
-from roomchat.limits.buckets import KeyedRateLimiter, LocalRateLimiter, SharedRateLimiter
+from roomchat.limits.buckets import (
+    Clock,
+    KeyedRateLimiter,
+    LocalRateLimiter,
+    SharedRateLimiter,
+)
 
 HOUR = 3600.0
 
@@ -25,8 +31,10 @@ class MessageRate:
     Redis call and a refused one none.
     """
 
-    def __init__(self, *, rate: float, burst: int, shared: SharedRateLimiter | None) -> None:
-        self._local = KeyedRateLimiter(rate=rate, burst=burst)
+    def __init__(
+        self, *, rate: float, burst: int, shared: SharedRateLimiter | None, clock: Clock
+    ) -> None:
+        self._local = KeyedRateLimiter(rate=rate, burst=burst, clock=clock)
         self._shared = shared
 
     async def allow(self, user_id: int) -> bool:
@@ -47,8 +55,10 @@ class UserLimits:
     close: Callable[[], Awaitable[None]]
 
 
-def create_user_limits(settings: Settings) -> UserLimits:
-    """Counted in Redis when it is configured (every worker counts together), else here."""
+def create_user_limits(settings: Settings, *, clock: Clock = time.monotonic) -> UserLimits:
+    """Counted in Redis when it is configured (every worker counts together), else here.
+
+    ``clock`` drives this worker's own buckets (tests move time with it)."""
     rate, burst = settings.messages_per_second, settings.message_burst
     rooms = settings.rooms_per_user
     if not settings.redis_url:
@@ -57,7 +67,7 @@ def create_user_limits(settings: Settings) -> UserLimits:
             return None
 
         return UserLimits(
-            MessageRate(rate=rate, burst=burst, shared=None),
+            MessageRate(rate=rate, burst=burst, shared=None, clock=clock),
             KeyedRateLimiter(rate=rate, burst=burst),
             LocalRateLimiter(KeyedRateLimiter(rate=rooms / HOUR, burst=rooms)),
             nothing,
@@ -72,7 +82,7 @@ def create_user_limits(settings: Settings) -> UserLimits:
         )
 
     return UserLimits(
-        MessageRate(rate=rate, burst=burst, shared=shared("messages", rate, burst)),
+        MessageRate(rate=rate, burst=burst, shared=shared("messages", rate, burst), clock=clock),
         KeyedRateLimiter(rate=rate, burst=burst),
         shared("new-rooms", rooms / HOUR, rooms),
         client.aclose,
