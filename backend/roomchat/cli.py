@@ -66,7 +66,7 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        **uvicorn_options(settings),
+        **uvicorn_options(settings, workers=args.workers),
     )
     return 0
 
