@@ -46,7 +46,8 @@ def create_app(
     serve`` or plain uvicorn). Then its startup redacts tokens from every log, and the
     garbage collector is tuned for a long-lived server until shutdown.
 
-    ``clock``: drives the login and registration throttles (tests move time with it).
+    ``clock``: drives the login and registration throttles and this worker's message
+    buckets (tests move time with it).
     """
     settings = settings or Settings()
 
@@ -65,7 +66,7 @@ def create_app(
         hasher = PasswordHasher(concurrency=settings.password_hash_concurrency)
         broker, presence = create_backend(settings)
         limits = create_limits(settings, clock=clock)
-        user_limits = create_user_limits(settings)
+        user_limits = create_user_limits(settings, clock=clock)
         room_manager = RoomManager(
             broker=broker,
             presence=presence,
