@@ -10,7 +10,9 @@ from roomchat.accounts.service import Accounts
 from roomchat.config import Settings
 from roomchat.limits.throttle import LoginThrottle, RegistrationThrottle
 from roomchat.limits.users import UserLimits
+from roomchat.ops.metrics import Metrics
 from roomchat.realtime.manager import RoomManager
+from roomchat.realtime.writer import MessageWriter
 from roomchat.store.open import Store
 
 
@@ -21,6 +23,8 @@ class Services:
     store: Store
     accounts: Accounts
     rooms: RoomManager
+    writer: MessageWriter
+    metrics: Metrics
     user_limits: UserLimits
     login_throttle: LoginThrottle
     registration_throttle: RegistrationThrottle

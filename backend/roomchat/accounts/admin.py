@@ -68,7 +68,8 @@ async def delete_user(settings: Settings, *, username: str) -> Announced:
         await engine.dispose()
     if not settings.redis_url:
         return Announced.DATABASE if sqlite else Announced.NOT
-    from roomchat.realtime.broker.redis import REDIS_ERRORS, redis_client, room_channel
+    from roomchat.ops.redis import REDIS_ERRORS, redis_client
+    from roomchat.realtime.broker.redis import room_channel
 
     client = redis_client(settings.redis_url)
     try:
