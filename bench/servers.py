@@ -183,7 +183,7 @@ async def seed_users(database: Path, usernames: list[str]) -> None:
     from sqlalchemy import insert
 
     from roomchat.accounts.security import PasswordHasher
-    from roomchat.store.engine import create_engine, create_tables
+    from roomchat.store.engine import create_engine, migrate
     from roomchat.store.schema import User
 
     hasher = PasswordHasher(concurrency=1)
@@ -193,7 +193,7 @@ async def seed_users(database: Path, usernames: list[str]) -> None:
         hasher.close()
     engine = create_engine(f"sqlite+aiosqlite:///{database}")
     try:
-        await create_tables(engine)
+        await migrate(engine)
         async with engine.begin() as connection:
             rows = [{"username": name, "password_hash": password_hash} for name in usernames]
             await connection.execute(insert(User), rows)

@@ -1,4 +1,4 @@
-"""CPU per store call on SQLite, through SQLAlchemy's sessions and through the sqlite3 thread.
+"""CPU per store call on SQLite, through SQLAlchemy's engine and through the sqlite3 thread.
 
 ``.venv/bin/python -m bench.store_cpu`` prints, per call, the process's CPU time (every
 thread) and the event loop thread's own, in µs: medians of a few rounds, one call at a
@@ -17,9 +17,10 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roomchat import store
-from roomchat.store.engine import create_engine, create_session_factory, migrate
-from roomchat.store.messages import MessageStore, SessionStore
+from roomchat.store.engine import create_engine, migrate
+from roomchat.store.open import Store
 from roomchat.store.sqlite import SQLiteStore
+from roomchat.store.through_engine import EngineStore
 
 ROUNDS = 5
 NOT_A_HASH = "-"  # the bench user never logs in
@@ -39,7 +40,7 @@ async def cost(call: Callable[[], Awaitable[object]], count: int) -> tuple[float
     return statistics.median(process), statistics.median(loop)
 
 
-async def measure(name: str, message_store: MessageStore) -> None:
+async def measure(name: str, message_store: Store) -> None:
     def batch(size: int) -> Callable[[], Awaitable[object]]:
         drafts = {"lobby": [store.Draft(1, "bench", "x" * 100)] * size}
         return lambda: message_store.add_messages_to_rooms(drafts=drafts)
@@ -60,8 +61,7 @@ async def bench_database(path: Path) -> AsyncEngine:
     """A migrated SQLite file at ``path`` with the one user the benchmarks write as."""
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
     await migrate(engine)
-    async with create_session_factory(engine)() as session:
-        await store.create_user(session, username="bench", password_hash=NOT_A_HASH)
+    await EngineStore(engine).create_user(username="bench", password_hash=NOT_A_HASH)
     return engine
 
 
@@ -69,7 +69,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "roomchat.db"
         engine = await bench_database(path)
-        await measure("sessions", SessionStore(create_session_factory(engine)))
+        await measure("engine", EngineStore(engine))
         fast = await SQLiteStore.open(str(path))
         await measure("sqlite3", fast)
         await fast.close()

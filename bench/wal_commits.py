@@ -43,7 +43,7 @@ def sqlite_default() -> None:
 
 def time_inserts(times: list[float]) -> None:
     """Time each transaction in the store's thread, too (no thread hop, no loop)."""
-    insert = sqlite_store._insert
+    insert = sqlite_store._transact
 
     def timed(*args: Any) -> Any:
         t0 = time.perf_counter()
@@ -52,7 +52,7 @@ def time_inserts(times: list[float]) -> None:
         finally:
             times.append(time.perf_counter() - t0)
 
-    sqlite_store._insert = timed
+    sqlite_store._transact = timed
 
 
 def summary(seconds: list[float]) -> str:

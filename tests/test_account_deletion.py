@@ -15,7 +15,7 @@ from jose import jwt
 from sqlalchemy import select, update
 
 from roomchat.accounts.admin import delete_user
-from roomchat.store.engine import create_engine, create_session_factory
+from roomchat.store.engine import create_engine
 from roomchat.store.schema import User
 from tests.conftest import PASSWORD, TEST_SECRET, live_token, login, register
 from tests.live import LiveServer
@@ -32,14 +32,13 @@ async def backdate(server: LiveServer, username: str, seconds: int) -> int:
     """Make ``username``'s account ``seconds`` older; return its id."""
     engine = create_engine(server.settings.database_url)
     try:
-        async with create_session_factory(engine)() as session:
+        async with engine.begin() as connection:
             created = datetime.now(UTC) - timedelta(seconds=seconds)
-            await session.execute(
+            await connection.execute(
                 update(User).where(User.username == username).values(created_at=created)
             )
-            await session.commit()
             user_id: int = (
-                await session.execute(select(User.id).where(User.username == username))
+                await connection.execute(select(User.id).where(User.username == username))
             ).scalar_one()
             return user_id
     finally:

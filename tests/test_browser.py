@@ -28,8 +28,10 @@ from pydantic import SecretStr
 
 from roomchat import store
 from roomchat.config import Settings
-from roomchat.store.engine import create_engine, create_session_factory
+from roomchat.store.engine import create_engine
+from roomchat.store.through_engine import EngineStore
 from tests.conftest import PASSWORD, TEST_SECRET, require_service
+from tests.helpers import FakeClock
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -60,12 +62,15 @@ class Person:
 
     def __init__(self, page: Page) -> None:
         self.page = page
-        self.messages = page.get_by_role("list", name="Messages").get_by_role("listitem")
+        self.messages = page.get_by_role("list", name="Messages", exact=True).get_by_role(
+            "listitem"
+        )
         self.members = page.get_by_role("list", name="Members").get_by_role("listitem")
         self.message_field = page.get_by_label("Message", exact=True)
         self.room_field = page.get_by_label("Room", exact=True)
         self.connection = page.get_by_role("status")
         self.notice = page.get_by_role("alert")
+        self.room_notice = page.locator("#room-notice")
 
     def room_entry(self, room: str) -> Locator:
         """The room's item in the list of rooms: its button and how many are online."""
@@ -107,7 +112,7 @@ class Person:
             """([token, username, room]) => {
                 sessionStorage.setItem("roomchat.token", token);
                 sessionStorage.setItem("roomchat.username", username);
-                sessionStorage.setItem("roomchat.room", room);
+                sessionStorage.setItem("roomchat.room", JSON.stringify({[username]: room}));
             }""",
             [token, username, room],
         )
@@ -338,7 +343,8 @@ def test_log_out_and_back_in(live: LiveServer, person: Callable[..., Person]) ->
 
     carol.page.get_by_role("button", name="Log out").click()
     carol.sees_login_form("You have logged out.")
-    assert carol.page.evaluate("sessionStorage.length") == 0
+    # Nothing of the session is kept; only the room she was in, to come back to.
+    assert carol.page.evaluate("Object.keys(sessionStorage)") == ["roomchat.room"]
     carol.page.reload()
     carol.sees_login_form(None)
 
@@ -413,14 +419,221 @@ def add_messages_offline(settings: Settings, *, room: str, author: str, texts: l
     async def add() -> None:
         engine = create_engine(settings.database_url)
         try:
-            async with create_session_factory(engine)() as session:
-                user = await store.get_user(session, username=author)
-                assert user is not None
-                drafts = [store.Draft(user.id, user.username, text) for text in texts]
-                await store.add_messages(session, room=room, drafts=drafts)
+            users = EngineStore(engine)
+            user = await users.get_user(username=author)
+            assert user is not None
+            drafts = [store.Draft(user.id, user.username, text) for text in texts]
+            await users.add_messages_to_rooms(drafts={room: drafts})
         finally:
             await engine.dispose()
 
     # Playwright's sync API keeps an event loop of its own on this thread.
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(asyncio.run, add()).result()
+
+
+# -- Day-to-day use (issue 16): no words lost, nobody pushed out --------------------------
+
+#: Keeps the page's sockets reachable from a test, to misbehave on the page's behalf.
+RECORD_SOCKETS = """
+    window.__sockets = [];
+    const Native = window.WebSocket;
+    window.WebSocket = class extends Native {
+        constructor(...args) { super(...args); window.__sockets.push(this); }
+    };
+"""
+
+
+def in_room(server: LiveServer, person: Callable[..., Person], username: str, room: str) -> Person:
+    someone = person(server)
+    someone.register(username)
+    someone.join(room)
+    return someone
+
+
+def post_as(server: LiveServer, username: str, room: str, texts: list[str]) -> None:
+    """Log ``username`` (registered) in over HTTP and post ``texts`` to ``room``."""
+    with httpx.Client(base_url=server.http_url) as client:
+        response = client.post("/api/auth/token", data={"username": username, "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
+        for text in texts:
+            answer = client.post(
+                f"/api/rooms/{room}/messages", json={"text": text}, headers=headers
+            )
+            assert answer.status_code in (201, 429), answer.text
+
+
+def metric(server: LiveServer, name: str) -> float:
+    """The sum of a Prometheus counter's samples on ``/metrics``."""
+    text = httpx.get(f"{server.http_url}/metrics").text
+    pattern = re.compile(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? ([0-9.e+-]+)$", re.M)
+    return sum(float(value) for value in pattern.findall(text))
+
+
+@pytest.mark.embedded_only
+def test_a_burst_past_the_rate_limit_loses_no_text_and_logs_no_one_out(
+    live_server: Callable[..., LiveServer], person: Callable[..., Person]
+) -> None:
+    """Thirty messages typed as fast as keys go, against a limit of 10 a second after a
+    burst of 5: the page paces them, so the server refuses none and every one arrives."""
+    server = live_server(messages_per_second=10, message_burst=5)
+    gina = in_room(server, person, "gina", "fast")
+    texts = [f"quick {n}" for n in range(1, 31)]
+    for text in texts:
+        gina.message_field.fill(text)
+        gina.message_field.press("Enter")
+    expect(gina.message_field).to_have_value("")
+    expect(gina.messages).to_have_text([said("gina", text) for text in texts], timeout=20_000)
+    expect(gina.page.get_by_role("list", name="Unsent messages")).to_be_hidden()
+    expect(gina.page.get_by_role("button", name="Log out")).to_be_visible()
+    assert metric(server, "roomchat_rate_limited_total") == 0
+
+
+@pytest.mark.embedded_only
+def test_a_refused_message_is_kept_with_retry(
+    live_server: Callable[..., LiveServer], person: Callable[..., Person]
+) -> None:
+    """The user's script spent their shared limit: the page's message is refused (an
+    ``error`` frame), kept as "Not sent" with its text, and Retry sends it once the
+    limit has refilled (the server's buckets run on a clock the test moves)."""
+    clock = FakeClock()
+    server = live_server(messages_per_second=1, message_burst=3, clock=clock)
+    hana = in_room(server, person, "hana", "slow")
+    post_as(server, "hana", "slow", ["from a script 1", "from a script 2", "from a script 3"])
+    expect(hana.messages).to_have_count(3)
+
+    hana.send("from the page")
+    unsent = hana.page.get_by_role("list", name="Unsent messages").get_by_role("listitem")
+    expect(unsent).to_have_text(re.compile(r"^from the pageNot sent: slow down"))
+    expect(hana.page.get_by_role("button", name="Log out")).to_be_visible()
+
+    clock.now += 10
+    unsent.get_by_role("button", name="Retry").click()
+    expect(hana.messages.last).to_have_text(said("hana", "from the page"))
+    expect(unsent).to_have_count(0)
+
+
+@pytest.mark.embedded_only
+def test_the_abuse_close_reconnects_instead_of_logging_out(
+    live: LiveServer, person: Callable[..., Person]
+) -> None:
+    ivan = person(live)
+    ivan.page.add_init_script(RECORD_SOCKETS)
+    ivan.page.reload()
+    ivan.register("ivan")
+    ivan.join("noisy")
+    ivan.send("before the flood")
+    # Junk frames on the page's own socket until the server closes it for abuse.
+    ivan.page.evaluate(
+        "() => { const s = window.__sockets.at(-1); for (let i = 0; i < 200; i++) s.send('{'); }"
+    )
+    expect(ivan.room_notice).to_contain_text("Too many messages at once")
+    expect(ivan.connection).to_have_text("Connected", timeout=15_000)
+    expect(ivan.page.get_by_role("button", name="Log out")).to_be_visible()
+    expect(ivan.page.get_by_role("heading", name="noisy")).to_be_visible()
+    ivan.send("after the flood")
+    expect(ivan.messages).to_have_text(
+        [said("ivan", "before the flood"), said("ivan", "after the flood")]
+    )
+
+
+@pytest.mark.embedded_only
+def test_a_text_over_the_limit_is_refused_whole_with_a_counter(
+    live_server: Callable[..., LiveServer], person: Callable[..., Person]
+) -> None:
+    server = live_server(max_message_chars=100)
+    jane = in_room(server, person, "jane", "long")
+    counter = jane.page.locator("#message-count")
+    jane.message_field.fill("x" * 80)
+    expect(counter).to_be_hidden()
+    jane.message_field.fill("x" * 95)
+    expect(counter).to_have_text("95 / 100")
+    jane.message_field.fill("x" * 150)  # as a paste would: nothing is cut
+    expect(counter).to_have_text("150 / 100")
+    jane.page.get_by_role("button", name="Send").click()
+    expect(jane.room_notice).to_contain_text("50 characters over the limit of 100")
+    expect(jane.message_field).to_have_value("x" * 150)
+    expect(jane.messages).to_have_count(0)
+
+
+@pytest.mark.embedded_only
+def test_messages_hold_lines_links_and_collapse_when_long(
+    live: LiveServer, person: Callable[..., Person]
+) -> None:
+    kim = in_room(live, person, "kim", "reading")
+    kim.message_field.fill("line one")
+    kim.message_field.press("Shift+Enter")
+    kim.message_field.press_sequentially("line two")
+    kim.message_field.press("Enter")
+    expect(kim.messages).to_have_text([said("kim", "line one\nline two")])
+
+    kim.send("see https://example.org/wiki/A_(b). or javascript:alert(1) or http://x.test")
+    links = kim.messages.last.get_by_role("link")
+    expect(links).to_have_count(2)
+    expect(links.first).to_have_attribute("href", "https://example.org/wiki/A_(b)")
+    expect(links.first).to_have_attribute("rel", "noopener noreferrer")
+    expect(links.last).to_have_text("http://x.test")
+
+    kim.send("שלום עולם")
+    expect(kim.messages.last.locator(".text")).to_have_attribute("dir", "auto")
+
+    kim.send("long " * 400)
+    show_more = kim.messages.last.get_by_role("button", name="Show more")
+    expect(show_more).to_have_attribute("aria-expanded", "false")
+    show_more.click()
+    expect(kim.messages.last.get_by_role("button", name="Show less")).to_have_attribute(
+        "aria-expanded", "true"
+    )
+
+    # One author in a row: the name shows once, after the day's separator.
+    expect(kim.page.get_by_role("separator")).to_have_text(["Today"])
+    expect(kim.page.locator("#messages .message.continued")).to_have_count(3)
+
+
+@pytest.mark.embedded_only
+def test_scrolling_up_pages_back_and_new_messages_are_announced(
+    live_server: Callable[..., LiveServer], person: Callable[..., Person]
+) -> None:
+    server = live_server(messages_per_second=1000, message_burst=1000)
+    texts = [f"old {n}" for n in range(1, 121)]
+    leo = person(server)
+    leo.register("leo")
+    post_as(server, "leo", "archive", texts)
+    leo.join("archive")
+    expect(leo.messages).to_have_count(50)  # the history on join
+
+    log = leo.page.get_by_role("list", name="Messages", exact=True)
+    for count in (100, 120):
+        oldest = log.locator(f'li[data-id="{leo.messages.first.get_attribute("data-id")}"]')
+        log.evaluate("list => { list.scrollTop = 0; }")
+        expect(leo.messages).to_have_count(count)
+        expect(oldest).to_be_in_viewport()  # the reader keeps their place
+    expect(leo.messages).to_have_text([said("leo", text) for text in texts])
+
+    register = {"username": "nina", "password": PASSWORD}
+    assert httpx.post(f"{server.http_url}/api/auth/register", json=register).status_code == 201
+    post_as(server, "nina", "archive", ["while leo reads old ones"])
+    pill = leo.page.get_by_role("button", name="New messages ↓")
+    expect(pill).to_be_visible()
+    pill.click()
+    expect(leo.messages.last).to_be_in_viewport()
+    expect(pill).to_be_hidden()
+
+
+@pytest.mark.embedded_only
+def test_members_are_marked_stale_while_reconnecting_and_the_room_kept_after_login(
+    live: LiveServer, person: Callable[..., Person]
+) -> None:
+    mia = in_room(live, person, "mia", "kitchen")
+    stale = mia.page.get_by_text("Reconnecting: this list may be out of date.")
+    expect(stale).to_be_hidden()
+    live.stop()
+    expect(stale).to_be_visible()
+    live.start()
+    expect(mia.connection).to_have_text("Connected", timeout=20_000)
+    expect(stale).to_be_hidden()
+
+    mia.page.get_by_role("button", name="Log out").click()
+    mia.fill_in("mia")
+    mia.page.get_by_role("button", name="Log in").click()
+    expect(mia.page.get_by_role("heading", name="kitchen")).to_be_visible()

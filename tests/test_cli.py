@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import pty
 import queue
+import select
 import signal
 import subprocess
 import sys
@@ -36,6 +38,13 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+class Terminal(io.StringIO):
+    """Standard input that says it is a terminal (``getpass`` is replaced beside it)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def login_works(server: LiveServer, username: str, password: str) -> bool:
     form = {"username": username, "password": password}
     return httpx.post(f"{server.http_url}/api/auth/token", data=form).status_code == 200
@@ -59,6 +68,7 @@ def test_user_add_with_a_prompted_password_then_log_in(
     server = live_server()
     monkeypatch.setenv("ROOMCHAT_DATABASE_URL", server.settings.database_url)
     answers = iter([PASSWORD, PASSWORD])
+    monkeypatch.setattr("sys.stdin", Terminal())
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
     assert main(["user", "add", "carol"]) == 0
     assert login_works(server, "carol", PASSWORD)
@@ -238,3 +248,127 @@ def test_serve_answers_then_stops_on_a_signal(
     # uvicorn shuts down gracefully, then re-raises the signal (newer) or exits 0 (older).
     assert process.returncode in (0, -signal.SIGTERM)
     assert "Finished server process" in err
+
+
+@pytest.mark.embedded_only
+def test_no_password_and_no_terminal_is_one_line(live: LiveServer) -> None:
+    """``roomchat send … </dev/null``: no traceback, one line that says what to do."""
+    asyncio.run(live_token(live, "alice"))
+    done = subprocess.run(
+        [sys.executable, "-m", "roomchat", "send", "lobby", "hi", "--username", "alice"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=os.environ | {"ROOMCHAT_URL": live.http_url},
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 1
+    assert done.stderr == "roomchat send: no password: set ROOMCHAT_PASSWORD or use a terminal\n"
+
+
+@pytest.mark.embedded_only
+def test_the_password_is_asked_on_a_pseudo_terminal(live: LiveServer) -> None:
+    """Through a real pseudo-terminal: the prompt shows, the typed password does not echo."""
+    asyncio.run(live_token(live, "alice"))
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "roomchat", "send", "lobby", "typed", "--username", "alice"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=os.environ | {"ROOMCHAT_URL": live.http_url},
+        start_new_session=True,  # no controlling terminal: getpass uses this one (stdin)
+    )
+    os.close(follower)
+    try:
+        screen = read_pty_until(leader, b"Password for alice: ")
+        os.write(leader, PASSWORD.encode() + b"\n")
+        screen += read_pty_until(leader, b"sent message 1 to lobby")
+        assert process.wait(TIMEOUT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(leader)
+    assert PASSWORD.encode() not in screen
+
+
+def read_pty_until(leader: int, wanted: bytes) -> bytes:
+    """What the terminal shows until ``wanted``, waiting at most ``TIMEOUT`` for it."""
+    seen = b""
+    deadline = time.monotonic() + TIMEOUT
+    while wanted not in seen:
+        left = deadline - time.monotonic()
+        readable, _, _ = select.select([leader], [], [], max(left, 0))
+        assert readable, f"not seen {wanted!r}; the terminal shows {seen!r}"
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the process ended and closed the terminal
+            chunk = b""
+        assert chunk, f"not seen {wanted!r}; the terminal shows {seen!r}"
+        seen += chunk
+    return seen
+
+
+@pytest.mark.embedded_only
+def test_refusals_are_sentences(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = asyncio.run(live_token(live, "alice"))
+    monkeypatch.setenv("ROOMCHAT_URL", live.http_url)
+    monkeypatch.setenv("ROOMCHAT_TOKEN", token)
+    assert main(["send", "lobby", "x" * 4001]) == 1
+    error = capsys.readouterr().err
+    assert "HTTP 422: text: the text is 4001 characters; at most 4000" in error, error
+    assert main(["send", "no such room!", "hi"]) == 1
+    error = capsys.readouterr().err
+    assert "HTTP 422: room: String should match pattern" in error, error
+    assert "'loc'" not in error
+
+
+def test_user_commands_refuse_a_database_that_is_not_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run outside the server's folder, ``user add`` would make a new, empty database no
+    server reads: it says where it looked instead, and makes one only when asked."""
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["user", "add", "erin", "--password-stdin"]) == 1
+    assert f"there is no database at {tmp_path / 'roomchat.db'}" in capsys.readouterr().err
+    assert not (tmp_path / "roomchat.db").exists()
+    assert main(["user", "delete", "erin"]) == 1
+    assert "there is no database at" in capsys.readouterr().err
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["user", "add", "erin", "--password-stdin", "--create-database"]) == 0
+    out = capsys.readouterr().out
+    assert f"created user erin (id 1) in {tmp_path / 'roomchat.db'} (a new database)" in out
+    assert main(["user", "remove", "erin"]) == 0
+    assert f"deleted user erin from {tmp_path / 'roomchat.db'}" in capsys.readouterr().out
+
+
+@pytest.mark.embedded_only
+def test_chat_refuses_unknown_commands_and_says_when_it_is_disconnected(
+    live: LiveServer, processes: list[subprocess.Popen[str]]
+) -> None:
+    token = asyncio.run(live_token(live, "alice"))
+    env = {"ROOMCHAT_URL": live.http_url, "ROOMCHAT_TOKEN": token}
+    process = run_roomchat("chat", "lobby", env=env)
+    processes.append(process)
+    assert process.stdin is not None
+    lines = Lines(process)
+    lines.until(lambda line: "you are in lobby as alice" in line)
+
+    process.stdin.write("/shrug\n//shrug is a command elsewhere\n")
+    process.stdin.flush()
+    lines.until(lambda line: line.startswith("! unknown command /shrug: not sent."))
+    lines.until(lambda line: "alice: /shrug is a command elsewhere" in line)
+
+    live.stop()
+    lines.until(lambda line: line.startswith("* disconnected (") and "retrying…" in line)
+    live.start()
+    lines.until(lambda line: "* reconnected to lobby" in line)
+    process.stdin.close()
+    assert process.wait(TIMEOUT) == 0
+    response = httpx.get(
+        f"{live.http_url}/api/rooms/lobby/messages", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert [m["text"] for m in response.json()["messages"]] == ["/shrug is a command elsewhere"]

@@ -12,9 +12,8 @@ import httpx
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from roomchat import store
 from roomchat.realtime import session
-from roomchat.store import sqlite as sqlite_store
+from roomchat.store import statements
 from tests import services
 from tests.conftest import live_token, make_settings
 from tests.live import LiveServer
@@ -28,10 +27,9 @@ async def test_a_failed_write_gets_store_unavailable_and_is_not_delivered(
     sender = (await new_member(live, "alice")).ws
     other, _, bob = await new_member(live, "bob")
     locked = sqlite3.OperationalError("database is locked")
-    # The next write fails, on either path: SQLAlchemy's (PostgreSQL) or, on SQLite, the
-    # transaction in the store's own thread.
-    fail_once(monkeypatch, store, "add_messages_to_rooms", OperationalError("INSERT", {}, locked))
-    fail_once(monkeypatch, sqlite_store, "_insert", locked)
+    # The next write fails, on either path: through SQLAlchemy (PostgreSQL) or, on SQLite,
+    # in the store's own thread.
+    fail_once(monkeypatch, statements, "store_batches", OperationalError("INSERT", {}, locked))
     await sender.send("lost to the fault")
     error = await recv_type(sender, "error")
     assert error["code"] == "store_unavailable"
@@ -117,8 +115,7 @@ async def test_an_http_post_the_store_refuses_is_a_503_and_nothing_is_stored(
 ) -> None:
     alice = await live_token(live, "alice")
     locked = sqlite3.OperationalError("database is locked")
-    fail_once(monkeypatch, store, "add_messages_to_rooms", OperationalError("INSERT", {}, locked))
-    fail_once(monkeypatch, sqlite_store, "_insert", locked)
+    fail_once(monkeypatch, statements, "store_batches", OperationalError("INSERT", {}, locked))
     auth = {"Authorization": f"Bearer {alice}"}
     async with httpx.AsyncClient(base_url=live.http_url) as client:
         refused = await client.post("/api/rooms/lobby/messages", json={"text": "x"}, headers=auth)

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roomchat import store
 from roomchat.accounts.known_users import KnownUsers
-from roomchat.store.engine import create_engine, create_session_factory, create_tables
-from roomchat.store.messages import SessionStore
+from roomchat.store.engine import create_engine, migrate
 from roomchat.store.schema import User
+from roomchat.store.through_engine import EngineStore
 
 
 class Clock:
@@ -26,33 +26,30 @@ class Clock:
 
 
 @pytest.fixture
-async def sessions(tmp_path: Path) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
-    await create_tables(engine)
-    yield create_session_factory(engine)
+    await migrate(engine)
+    yield engine
     await engine.dispose()
 
 
-async def test_known_users_are_cached_for_the_ttl_only(
-    sessions: async_sessionmaker[AsyncSession],
-) -> None:
-    async with sessions() as session:
-        created = await store.create_user(session, username="Alice", password_hash="x")
+async def test_known_users_are_cached_for_the_ttl_only(engine: AsyncEngine) -> None:
+    users = EngineStore(engine)
+    created = await users.create_user(username="Alice", password_hash="x")
     clock = Clock()
-    known = KnownUsers(SessionStore(sessions), ttl=30, timer=clock)
+    known = KnownUsers(users, ttl=30, timer=clock)
 
     assert await known.find("alice") == (created.id, "Alice", created.created_at)
     assert await known.find("nobody") is None
-    async with sessions() as session:
-        await session.execute(delete(User))
-        await session.commit()
+    async with engine.begin() as connection:
+        await connection.execute(delete(User))
     clock.now = 29
     assert await known.find("ALICE") == (created.id, "Alice", created.created_at)  # cached
     clock.now = 31
     assert await known.find("alice") is None  # expired: looked up again, and gone
 
 
-class CountingStore(SessionStore):
+class CountingStore(EngineStore):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.queries: list[list[str]] = []
@@ -62,13 +59,10 @@ class CountingStore(SessionStore):
         return await super().find_users(usernames=usernames)
 
 
-async def test_names_asked_for_at_once_share_one_query(
-    sessions: async_sessionmaker[AsyncSession],
-) -> None:
-    async with sessions() as session:
-        alice = await store.create_user(session, username="Alice", password_hash="x")
-        bob = await store.create_user(session, username="bob", password_hash="x")
-    counting = CountingStore(sessions)
+async def test_names_asked_for_at_once_share_one_query(engine: AsyncEngine) -> None:
+    counting = CountingStore(engine)
+    alice = await counting.create_user(username="Alice", password_hash="x")
+    bob = await counting.create_user(username="bob", password_hash="x")
     known = KnownUsers(counting)
 
     # A burst of handshakes in one turn of the loop: one query for all their names.
@@ -82,7 +76,7 @@ async def test_names_asked_for_at_once_share_one_query(
     assert counting.queries[1:] == [["nobody"]]
 
 
-class GatedStore(SessionStore):
+class GatedStore(EngineStore):
     """Holds each lookup until ``gate`` opens; ``started`` says one is under way."""
 
     def __init__(self, *args: Any) -> None:
@@ -96,11 +90,10 @@ class GatedStore(SessionStore):
 
 
 async def test_a_forgotten_user_is_looked_up_again_and_a_lookup_under_way_caches_nothing(
-    sessions: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
 ) -> None:
-    async with sessions() as session:
-        alice = await store.create_user(session, username="alice", password_hash="x")
-    gated = GatedStore(sessions)
+    gated = GatedStore(engine)
+    alice = await gated.create_user(username="alice", password_hash="x")
     gated.gate.set()
     known = KnownUsers(gated)
     assert (await known.find("alice")) == (alice.id, "alice", alice.created_at)

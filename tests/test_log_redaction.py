@@ -1,4 +1,6 @@
-"""Tokens never reach a log: the real server's output after real requests."""
+"""Tokens never reach a log: the real server's output after real requests, under
+``roomchat serve`` (its own logging config) and plain ``uvicorn roomchat.main:app``
+(uvicorn's, which the app's startup adds redaction to)."""
 
 from __future__ import annotations
 
@@ -14,15 +16,15 @@ from tests.serverprocess import ServerProcess
 from tests.wsclient import open_socket, recv
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
+@pytest.fixture(params=["roomchat-serve", "plain-uvicorn"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
     env = {
         "ROOMCHAT_SECRET_KEY": TEST_SECRET,
         "ROOMCHAT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'roomchat.db'}",
         "ROOMCHAT_DATA_DIR": str(tmp_path / "data"),
         "ROOMCHAT_LOG_LEVEL": "debug",
     }
-    process = ServerProcess(env, cwd=tmp_path)
+    process = ServerProcess(env, cwd=tmp_path, plain_uvicorn=request.param == "plain-uvicorn")
     process.wait_ready()
     yield process
     process.stop()

@@ -16,6 +16,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from roomchat.accounts import security
+from roomchat.limits.backend import Limiters
 from roomchat.limits.throttle import LoginThrottle
 from roomchat.main import create_app
 from tests.conftest import PASSWORD, live_token, make_settings, register
@@ -30,7 +31,7 @@ async def test_throttle_counts_per_user_and_per_address_and_refills(tmp_path: Pa
     settings = make_settings(
         tmp_path, login_failures_per_user=3, login_failures_per_address=5, login_window_seconds=60
     )
-    throttle = LoginThrottle(settings, clock=clock)
+    throttle = LoginThrottle(settings, Limiters(settings, clock=clock))
     for _ in range(3):
         assert await throttle.retry_after(address="10.0.0.1", username="alice") == 0
         await throttle.failed(address="10.0.0.1", username="Alice")
@@ -48,7 +49,7 @@ async def test_reserving_counts_first_and_a_refund_gives_it_back(tmp_path: Path)
     settings = make_settings(
         tmp_path, login_failures_per_user=2, login_failures_per_address=3, login_window_seconds=60
     )
-    throttle = LoginThrottle(settings, clock=clock)
+    throttle = LoginThrottle(settings, Limiters(settings, clock=clock))
     assert await throttle.reserve(address="10.0.0.1", username="alice") == 0
     assert await throttle.reserve(address="10.0.0.1", username="Alice") == 0
     # Two attempts in flight use up alice's two: a third waits, though none has failed yet.

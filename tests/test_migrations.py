@@ -19,7 +19,6 @@ from roomchat.cli import main as cli
 from roomchat.store.engine import (
     SchemaOutOfDateError,
     create_engine,
-    create_tables,
     migrate,
     prepare_schema,
 )
@@ -92,7 +91,9 @@ async def test_a_worker_refuses_an_unmigrated_postgres(empty_postgres: str) -> N
 async def test_an_embedded_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
     try:
-        await create_tables(engine)
+        await migrate(engine)
+        async with engine.begin() as connection:  # tables with no version: as create_all made
+            await connection.execute(text("DROP TABLE alembic_version"))
         await prepare_schema(engine)  # stamps it, then upgrades: no "table exists"
         async with engine.connect() as connection:
             version = await connection.execute(text("SELECT version_num FROM alembic_version"))

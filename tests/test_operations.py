@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import sys
 from collections.abc import Callable
@@ -175,6 +176,15 @@ def test_key_value_lines_are_one_line_and_keep_no_token() -> None:
     assert " level=info logger=roomchat.test msg=" in line
     assert line.endswith(" room=lobby code=1013")
     assert "/ws/lobby?[redacted]" in line  # a socket's whole query string
+
+
+def test_uvicorn_server_lines_are_named_for_what_they_are_and_may_carry_the_pid() -> None:
+    started = record("Started server process [%d]", 42, name="uvicorn.error")
+    line = KeyValueFormatter().format(started)
+    assert " logger=uvicorn.server msg=" in line
+    assert " pid=" not in line
+    with_pid = KeyValueFormatter(pid=True).format(started)
+    assert f" logger=uvicorn.server pid={os.getpid()} msg=" in with_pid
 
 
 def test_json_lines_parse_and_keep_no_token() -> None:

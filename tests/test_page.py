@@ -90,7 +90,13 @@ def test_scripts_never_insert_html() -> None:
         assert not forbidden.search(script.read_text()), script.name
 
 
-async def test_the_message_field_allows_the_configured_length(client: httpx.AsyncClient) -> None:
+async def test_the_page_knows_the_configured_limits(client: httpx.AsyncClient) -> None:
+    """The field has no ``maxlength``, which would cut a paste silently: the page refuses
+    an over-long text whole (tests/test_browser.py), and paces sends under the rate."""
     tags = await page_tags(client)
     field = next(attrs for _tag, attrs in tags.tags if attrs.get("id") == "message")
-    assert field["maxlength"] == str(MAX_MESSAGE_CHARS)
+    assert "maxlength" not in field
+    form = next(attrs for _tag, attrs in tags.tags if attrs.get("id") == "send-form")
+    assert form["data-max-chars"] == str(MAX_MESSAGE_CHARS)
+    assert float(form["data-messages-per-second"]) > 0
+    assert int(form["data-message-burst"]) >= 1

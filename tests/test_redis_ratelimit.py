@@ -10,8 +10,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from roomchat.limits.redis import RedisRateLimiter
-from roomchat.realtime.broker.redis import redis_client
+from roomchat.limits.redis_buckets import RedisRateLimiter
+from roomchat.ops.redis import redis_client
 from tests import services
 from tests.conftest import PASSWORD, make_settings, register
 from tests.live import LiveServer

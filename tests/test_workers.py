@@ -31,10 +31,12 @@ CONNECTIONS_TO_REACH_BOTH = 60
 
 
 class Workers:
-    def __init__(self, port: int, prefix: str) -> None:
-        self.port, self.prefix = port, prefix
+    def __init__(self, port: int, prefix: str, log: Path) -> None:
+        self.port, self.prefix, self.log = port, prefix, log
         self.http_url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}"
+        #: The workers' process ids, as /readyz names them.
+        self.pids: set[int] = set()
 
     def workers_alive(self) -> int:
         """How many workers keep a heartbeat in Redis."""
@@ -57,13 +59,13 @@ def workers(tmp_path: Path, postgres_url: str, redis_prefix: str) -> Iterator[Wo
         "ROOMCHAT_REDIS_URL": services.REDIS_URL,
         "ROOMCHAT_REDIS_PREFIX": redis_prefix,
         "ROOMCHAT_DATA_DIR": str(tmp_path / "data"),
-        "ROOMCHAT_LOG_LEVEL": "warning",
+        "ROOMCHAT_LOG_LEVEL": "info",  # test_every_log_line_names_its_worker reads it
         "ROOMCHAT_REGISTRATIONS_PER_ADDRESS": str(TEST_REGISTRATIONS_PER_ADDRESS),
     }
     command = [sys.executable, "-m", "roomchat", "serve", "--workers", "2", "--port", str(port)]
     log = (tmp_path / "server.log").open("wb")
     process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    server = Workers(port, redis_prefix)
+    server = Workers(port, redis_prefix, tmp_path / "server.log")
     try:
         deadline = time.monotonic() + START_TIMEOUT
         answered: set[int] = set()  # worker pids seen on /readyz: both accept connections
@@ -72,6 +74,7 @@ def workers(tmp_path: Path, postgres_url: str, redis_prefix: str) -> Iterator[Wo
             assert time.monotonic() < deadline, "the two workers did not start in time"
             answered |= _ready_worker(server.http_url)
             time.sleep(0.05)  # start-up polling, with a deadline
+        server.pids = answered
         yield server
     finally:
         process.terminate()
@@ -153,3 +156,16 @@ async def test_twenty_sockets_over_two_workers_are_one_room(workers: Workers) ->
     texts = {message["text"] for message in received[0]}
     assert texts == {f"from {s}: {n}" for s in range(SENDERS) for n in range(PER_SENDER)}
     await asyncio.gather(*(ws.close() for ws in sockets))
+
+
+def test_every_log_line_names_its_worker(workers: Workers) -> None:
+    """Two workers write to one stream: each line says which (``pid=``), and uvicorn's
+    start-up lines are named for what they are (``uvicorn.server``, not ``uvicorn.error``)."""
+    lines = [line for line in workers.log.read_text().splitlines() if line.startswith("ts=")]
+    started = [line for line in lines if "Started server process" in line]
+    assert len(started) >= 2, lines
+    assert all(" logger=uvicorn.server " in line for line in started), started
+    assert not any("logger=uvicorn.error" in line for line in lines), lines
+    pids = {int(line.split(" pid=")[1].split()[0]) for line in lines if " pid=" in line}
+    assert all(" pid=" in line for line in lines), [line for line in lines if " pid=" not in line]
+    assert workers.pids <= pids, (workers.pids, pids)

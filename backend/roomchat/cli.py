@@ -19,6 +19,46 @@ class CommandError(Exception):
     """A failure to report in one line, with exit status 1."""
 
 
+NO_PASSWORD = "no password: set ROOMCHAT_PASSWORD or use a terminal"  # noqa: S105
+
+
+def ask_password(prompt: str) -> str:
+    """Ask on the terminal; with none (a pipe, cron, ``</dev/null``) fail in one line."""
+    if not sys.stdin.isatty():
+        raise CommandError(NO_PASSWORD)
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:
+        raise CommandError(NO_PASSWORD) from None
+
+
+def database_for_users(settings: Settings, *, create: bool) -> str:
+    """The database ``user`` commands write to, as shown to the operator (no password).
+
+    The default is ``./roomchat.db`` in the current folder: run from elsewhere, a
+    command would quietly make a new, empty database that no server reads. So a SQLite
+    file that does not exist is refused, unless ``create`` (``user add`` with
+    ``--create-database``, or with ``ROOMCHAT_DATABASE_URL`` set on purpose).
+    """
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    shown = url.render_as_string(hide_password=True)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return shown
+    path = Path(url.database).resolve()
+    if path.exists():
+        return str(path)
+    if create:
+        return f"{path} (a new database)"
+    raise CommandError(
+        f"there is no database at {path}: run this in the folder the server runs in, "
+        "set ROOMCHAT_DATABASE_URL as the server has it, or pass --create-database"
+    )
+
+
 def serve(args: argparse.Namespace) -> int:
     settings = Settings()
     uvicorn.run(
@@ -26,7 +66,7 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        **uvicorn_options(settings),
+        **uvicorn_options(settings, workers=args.workers),
     )
     return 0
 
@@ -35,28 +75,33 @@ def user_add(args: argparse.Namespace) -> int:
     from roomchat.accounts.admin import InvalidUserError, add_user
     from roomchat.store import UsernameTakenError
 
+    settings = Settings()
+    chosen = "database_url" in settings.model_fields_set
+    database = database_for_users(settings, create=args.create_database or chosen)
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
-        password = getpass.getpass(f"Password for {args.name}: ")
-        if getpass.getpass("Repeat the password: ") != password:
+        password = ask_password(f"Password for {args.name}: ")
+        if ask_password("Repeat the password: ") != password:
             raise CommandError("the passwords do not match")
     try:
-        user = asyncio.run(add_user(Settings(), username=args.name, password=password))
+        user = asyncio.run(add_user(settings, username=args.name, password=password))
     except (InvalidUserError, UsernameTakenError) as exc:
         raise CommandError(str(exc)) from None
-    print(f"created user {user.username} (id {user.id})")
+    print(f"created user {user.username} (id {user.id}) in {database}")
     return 0
 
 
 def user_delete(args: argparse.Namespace) -> int:
     from roomchat.accounts.admin import UnknownUserError, delete_user
 
+    settings = Settings()
+    database = database_for_users(settings, create=False)
     try:
-        announced = asyncio.run(delete_user(Settings(), username=args.name))
+        announced = asyncio.run(delete_user(settings, username=args.name))
     except UnknownUserError as exc:
-        raise CommandError(str(exc)) from None
-    print(f"deleted user {args.name}: {announced.value}")
+        raise CommandError(f"{exc} in {database}") from None
+    print(f"deleted user {args.name} from {database}: {announced.value}")
     return 0
 
 
@@ -88,7 +133,7 @@ def client_from(args: argparse.Namespace) -> Client:
     username = args.username or env.username
     password = env.password.get_secret_value() if env.password else None
     if username and password is None and token is None:
-        password = getpass.getpass(f"Password for {username}: ")
+        password = ask_password(f"Password for {username}: ")
     if token is None and not username:
         raise CommandError(
             "give --username (the password is asked, or read from ROOMCHAT_PASSWORD) "
@@ -150,9 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_parser.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
+    add_parser.add_argument(
+        "--create-database",
+        action="store_true",
+        help="start a new database if ROOMCHAT_DATABASE_URL's file does not exist yet",
+    )
     add_parser.set_defaults(handler=user_add)
     delete_parser = user_commands.add_parser(
         "delete",
+        aliases=["remove"],
         help="delete a user; running servers refuse their tokens and close their sockets",
         description="Delete a user from ROOMCHAT_DATABASE_URL (their messages stay). Running "
         "servers refuse the user's tokens at once and close their sockets (1008): with "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +16,7 @@ from starlette.types import ASGIApp
 from roomchat import __version__
 from roomchat.accounts.known_users import KnownUsers
 from roomchat.accounts.security import PasswordHasher, load_or_create_secret_key
+from roomchat.accounts.service import Accounts
 from roomchat.accounts.watch import AccountWatch
 from roomchat.api import auth, docs, errors, ops, pages, rooms
 from roomchat.api.bodylimit import BodyLimit
@@ -25,56 +26,78 @@ from roomchat.limits.throttle import create_limits
 from roomchat.limits.users import create_user_limits
 from roomchat.ops.headers import SecurityHeaders
 from roomchat.ops.logs import install_redaction
+from roomchat.ops.metrics import Metrics
 from roomchat.realtime.backend import create_backend
 from roomchat.realtime.broker import BrokerUnavailableError
 from roomchat.realtime.manager import RoomManager
+from roomchat.realtime.writer import MessageWriter
 from roomchat.server.routing import ServeSocketsFirst
-from roomchat.server.tuning import settle_garbage_collector
+from roomchat.server.tuning import settled_garbage_collector
 from roomchat.services import Services
-from roomchat.store.engine import create_engine, create_session_factory, prepare_schema
-from roomchat.store.messages import open_message_store
+from roomchat.store.engine import create_engine, prepare_schema
+from roomchat.store.open import open_store
 from roomchat.store.sqlite import SQLiteStore
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
-    """``clock``: drives the login and registration throttles (tests move time with it)."""
+def create_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, owns_process: bool = False
+) -> FastAPI:
+    """Building the app changes nothing outside it; nor does running it, unless it
+    ``owns_process``: it is what this process serves (``app`` below, under ``roomchat
+    serve`` or plain uvicorn). Then its startup redacts tokens from every log, and the
+    garbage collector is tuned for a long-lived server until shutdown.
+
+    ``clock``: drives the login and registration throttles and this worker's message
+    buckets (tests move time with it).
+    """
     settings = settings or Settings()
-    install_redaction()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        if owns_process:
+            install_redaction()
         secret = settings.secret_key
         secret_key = (
             secret.get_secret_value() if secret else load_or_create_secret_key(settings.data_dir)
         )
         engine = create_engine(settings.database_url)
         await prepare_schema(engine)
-        sessions = create_session_factory(engine)
-        message_store = await open_message_store(engine, sessions)
+        message_store = await open_store(engine)
         hasher = PasswordHasher(concurrency=settings.password_hash_concurrency)
         broker, presence = create_backend(settings)
         limits = create_limits(settings, clock=clock)
-        user_limits = create_user_limits(settings)
+        user_limits = create_user_limits(settings, clock=clock)
+        metrics = Metrics()
         room_manager = RoomManager(
             broker=broker,
             presence=presence,
             store=message_store,
+            metrics=metrics,
             linger=settings.presence_linger_seconds,
         )
+        writer = MessageWriter(broker=broker, store=message_store, metrics=metrics)
         if isinstance(message_store, SQLiteStore):
-            failed = room_manager.metrics.backend_errors.labels("checkpoint")
+            failed = metrics.backend_errors.labels("checkpoint")
             message_store.checkpointer.on_error = failed.inc
         known_users = KnownUsers(message_store)
-        services = Services(
-            settings=settings,
-            secret_key=secret_key,
-            engine=engine,
-            sessions=sessions,
+        accounts = Accounts(
+            users=message_store,
             hasher=hasher,
             known_users=known_users,
+            secret_key=secret_key,
+            access_token_minutes=settings.access_token_minutes,
+            max_token_lifetime=settings.max_token_lifetime,
+        )
+        services = Services(
+            settings=settings,
+            engine=engine,
+            store=message_store,
+            accounts=accounts,
             rooms=room_manager,
+            writer=writer,
+            metrics=metrics,
             user_limits=user_limits,
             login_throttle=limits.login_throttle,
             registration_throttle=limits.registration_throttle,
@@ -85,12 +108,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             store=message_store,
             broker=broker if settings.redis_url else None,
         )
-        settle_garbage_collector()
+        tuned = ExitStack()  # the process's tuning, while this app serves it
+        if owns_process:
+            tuned.enter_context(settled_garbage_collector())
         try:
             yield {"services": services}
         finally:
+            tuned.close()
             await account_watch.close()
             await room_manager.close()
+            await writer.close()
             await broker.close()
             await presence.close()
             await limits.close()
@@ -144,4 +171,4 @@ async def backend_unavailable(_request: Request, exc: Exception) -> JSONResponse
     )
 
 
-app = create_app()
+app = create_app(owns_process=True)

@@ -4,25 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from roomchat.accounts.known_users import KnownUsers
-from roomchat.accounts.security import PasswordHasher
+from roomchat.accounts.service import Accounts
 from roomchat.config import Settings
 from roomchat.limits.throttle import LoginThrottle, RegistrationThrottle
 from roomchat.limits.users import UserLimits
+from roomchat.ops.metrics import Metrics
 from roomchat.realtime.manager import RoomManager
+from roomchat.realtime.writer import MessageWriter
+from roomchat.store.open import Store
 
 
 @dataclass(slots=True)
 class Services:
     settings: Settings
-    secret_key: str
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    hasher: PasswordHasher
-    known_users: KnownUsers
+    engine: AsyncEngine  # for readiness only
+    store: Store
+    accounts: Accounts
     rooms: RoomManager
+    writer: MessageWriter
+    metrics: Metrics
     user_limits: UserLimits
     login_throttle: LoginThrottle
     registration_throttle: RegistrationThrottle

@@ -7,12 +7,13 @@ from enum import Enum
 
 from pydantic import ValidationError
 
-from roomchat import store
 from roomchat.accounts.security import PasswordHasher
 from roomchat.accounts.watch import ACCOUNTS_CHANNEL, deletion_notice
 from roomchat.api.schemas import RegisterIn
 from roomchat.config import Settings
-from roomchat.store.engine import create_engine, create_session_factory, create_tables
+from roomchat.store import User
+from roomchat.store.engine import create_engine, prepare_schema
+from roomchat.store.through_engine import EngineStore
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,12 @@ class Announced(Enum):
     NOT = "the running servers were not told: its tokens work for 30 s more at most"
 
 
-async def add_user(settings: Settings, *, username: str, password: str) -> store.User:
-    """Validate as registration does, hash, and store; ``UsernameTakenError`` if taken."""
+async def add_user(settings: Settings, *, username: str, password: str) -> User:
+    """Validate as registration does, hash, and store; ``UsernameTakenError`` if taken.
+
+    SQLite is migrated first, as the server does at startup; PostgreSQL must be at the
+    latest migration (``SchemaOutOfDateError``). The command goes through the engine,
+    another connection than a running server's store, which so notices the change."""
     try:
         RegisterIn(username=username, password=password)
     except ValidationError as exc:
@@ -43,10 +48,9 @@ async def add_user(settings: Settings, *, username: str, password: str) -> store
     engine = create_engine(settings.database_url)
     hasher = PasswordHasher(concurrency=1)
     try:
-        await create_tables(engine)
+        await prepare_schema(engine)
         password_hash = await hasher.hash(password)
-        async with create_session_factory(engine)() as session:
-            return await store.create_user(session, username=username, password_hash=password_hash)
+        return await EngineStore(engine).create_user(username=username, password_hash=password_hash)
     finally:
         hasher.close()
         await engine.dispose()
@@ -57,15 +61,15 @@ async def delete_user(settings: Settings, *, username: str) -> Announced:
     servers, which refuse the user's tokens and close their sockets at once."""
     engine = create_engine(settings.database_url)
     try:
-        async with create_session_factory(engine)() as session:
-            if not await store.delete_user(session, username=username):
-                raise UnknownUserError(f"no user is called {username!r}")
+        if not await EngineStore(engine).delete_user(username=username):
+            raise UnknownUserError(f"no user is called {username!r}")
         sqlite = engine.dialect.name == "sqlite"
     finally:
         await engine.dispose()
     if not settings.redis_url:
         return Announced.DATABASE if sqlite else Announced.NOT
-    from roomchat.realtime.broker.redis import REDIS_ERRORS, redis_client, room_channel
+    from roomchat.ops.redis import REDIS_ERRORS, redis_client
+    from roomchat.realtime.broker.redis import room_channel
 
     client = redis_client(settings.redis_url)
     try:

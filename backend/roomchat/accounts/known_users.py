@@ -8,8 +8,7 @@ from collections.abc import Callable
 
 from cachetools import TTLCache
 
-from roomchat.store import UserRef
-from roomchat.store.messages import MessageStore
+from roomchat.store import UserRef, UserStore
 
 Found = UserRef | None
 
@@ -29,7 +28,7 @@ class KnownUsers:
 
     def __init__(
         self,
-        store: MessageStore,
+        store: UserStore,
         *,
         ttl: float = 30.0,
         size: int = 10_000,

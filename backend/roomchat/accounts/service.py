@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from roomchat import store
-from roomchat.accounts.security import InvalidTokenError, create_access_token, decode_access_token
-from roomchat.services import Services
+from roomchat.accounts.known_users import KnownUsers
+from roomchat.accounts.security import (
+    InvalidTokenError,
+    PasswordHasher,
+    create_access_token,
+    decode_access_token,
+)
+from roomchat.store import User, UsernameTakenError, UserStore
+
+
+@dataclass(frozen=True, slots=True)
+class Accounts:
+    """What registration, login and the token check use."""
+
+    users: UserStore
+    hasher: PasswordHasher
+    known_users: KnownUsers
+    secret_key: str
+    access_token_minutes: int
+    max_token_lifetime: timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,36 +40,33 @@ class LoginFailedError(Exception):
     """Unknown user or wrong password: deliberately indistinguishable."""
 
 
-async def register(services: Services, *, username: str, password: str) -> store.User:
+async def register(accounts: Accounts, *, username: str, password: str) -> User:
     """Create an account; ``UsernameTakenError`` when the name is taken.
 
     A taken name is found before hashing (registration says so anyway: 409), so probing
     names costs no hash; the unique index still decides between two at once.
     """
-    async with services.sessions() as session:
-        if await store.get_user(session, username=username) is not None:
-            raise store.UsernameTakenError(username)
-    password_hash = await services.hasher.hash(password)
-    async with services.sessions() as session:
-        return await store.create_user(session, username=username, password_hash=password_hash)
+    if await accounts.users.get_user(username=username) is not None:
+        raise UsernameTakenError(username)
+    password_hash = await accounts.hasher.hash(password)
+    return await accounts.users.create_user(username=username, password_hash=password_hash)
 
 
-async def login(services: Services, *, username: str, password: str) -> tuple[str, int]:
+async def login(accounts: Accounts, *, username: str, password: str) -> tuple[str, int]:
     """Return ``(access_token, expires_in_seconds)`` or raise ``LoginFailedError``."""
-    async with services.sessions() as session:
-        user = await store.get_user(session, username=username)
+    user = await accounts.users.get_user(username=username)
     # An unknown user still pays for one hash, so timing does not reveal which names exist.
-    valid = await services.hasher.verify(password, user.password_hash if user else None)
+    valid = await accounts.hasher.verify(password, user.password_hash if user else None)
     if user is None or not valid:
         raise LoginFailedError
-    minutes = services.settings.access_token_minutes
+    minutes = accounts.access_token_minutes
     token = create_access_token(
-        subject=user.username, secret_key=services.secret_key, minutes=minutes, user_id=user.id
+        subject=user.username, secret_key=accounts.secret_key, minutes=minutes, user_id=user.id
     )
     return token, minutes * 60
 
 
-async def authenticate(services: Services, token: str | None) -> Principal:
+async def authenticate(accounts: Accounts, token: str | None) -> Principal:
     """Verify the token and that it belongs to a registered user; else ``InvalidTokenError``.
 
     Tokens name their user by ``sub``, so they are bound to the account too, or a name
@@ -65,16 +79,15 @@ async def authenticate(services: Services, token: str | None) -> Principal:
     """
     if not token:
         raise InvalidTokenError("no token")
-    settings = services.settings
     claims = decode_access_token(
-        token, secret_key=services.secret_key, max_lifetime=settings.max_token_lifetime
+        token, secret_key=accounts.secret_key, max_lifetime=accounts.max_token_lifetime
     )
-    user = await services.known_users.find(claims.subject)
+    user = await accounts.known_users.find(claims.subject)
     if user is None:
         raise InvalidTokenError("sub is not a registered user")
     if claims.user_id is not None and claims.user_id != user.id:
         raise InvalidTokenError("issued to another account of that name")
-    bound_by_time = claims.user_id is None or services.engine.dialect.name == "sqlite"
+    bound_by_time = claims.user_id is None or accounts.users.reuses_ids
     created = user.created_at.replace(microsecond=0)  # iat is in whole seconds
     if bound_by_time and claims.issued_at < created:
         raise InvalidTokenError("issued before the account was created")

@@ -5,8 +5,8 @@ hear of it, without a database round trip per request:
 - with Redis, the command publishes on the ``~accounts`` channel (no room can have that
   name) and every worker, on every host, checks at once;
 - on the embedded SQLite file (one process, no Redis), the worker watches SQLite's
-  ``data_version``, which changes only when another connection commits (a
-  registration, a deletion), never for the messages this worker writes.
+  ``data_version``, which changes only when another connection commits (the
+  command's deletion), never for what this worker's store writes itself.
 A check looks up the users this worker has cached or has sockets for, in one query;
 whoever is gone (or is now another account of the same name) is forgotten, so their
 tokens are refused, and their sockets are closed with 1008 ``session ended``.
@@ -25,7 +25,7 @@ from roomchat.accounts.known_users import KnownUsers
 from roomchat.realtime import closecodes
 from roomchat.realtime.broker import Broker
 from roomchat.realtime.manager import RoomManager
-from roomchat.store.messages import MessageStore
+from roomchat.store import UserStore
 from roomchat.store.sqlite import SQLiteStore
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class AccountWatch:
         *,
         known_users: KnownUsers,
         rooms: RoomManager,
-        store: MessageStore,
+        store: UserStore,
         broker: Broker | None,
     ) -> None:
         """``broker``: listen for announced deletions (Redis); else, on a SQLite file,

@@ -46,7 +46,9 @@ async def register(body: RegisterIn, request: Request, services: ServicesDep) ->
     if wait:
         raise throttled(wait, "Too many registrations from this address; try again later")
     try:
-        user = await accounts.register(services, username=body.username, password=body.password)
+        user = await accounts.register(
+            services.accounts, username=body.username, password=body.password
+        )
     except UsernameTakenError:
         await services.login_throttle.failed(address=address)
         raise HTTPException(status.HTTP_409_CONFLICT, detail="Username is taken") from None
@@ -79,7 +81,7 @@ async def token(
         raise throttled(wait)
     try:
         access_token, expires_in = await accounts.login(
-            services, username=username, password=form.password
+            services.accounts, username=username, password=form.password
         )
     except accounts.LoginFailedError:
         raise HTTPException(

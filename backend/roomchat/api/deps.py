@@ -9,7 +9,7 @@ from fastapi.security import OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
 from roomchat.accounts.security import InvalidTokenError
-from roomchat.accounts.service import Principal, authenticate
+from roomchat.accounts.service import Accounts, Principal, authenticate
 from roomchat.services import Services
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
@@ -25,11 +25,19 @@ async def get_services(connection: HTTPConnection) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
+async def get_accounts(connection: HTTPConnection) -> Accounts:
+    accounts: Accounts = connection.state.services.accounts
+    return accounts
+
+
+AccountsDep = Annotated[Accounts, Depends(get_accounts)]
+
+
 async def get_current_user(
-    services: ServicesDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+    accounts: AccountsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Principal:
     try:
-        return await authenticate(services, token)
+        return await authenticate(accounts, token)
     except InvalidTokenError:
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,

@@ -23,8 +23,10 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+
+from roomchat.api.asyncapi import ASYNCAPI_URL, asyncapi_document
 
 ASSETS_DIR = Path(str(importlib.resources.files("fastapi_offline") / "static"))
 ASSETS_URL = "/docs-assets"
@@ -76,6 +78,12 @@ def install(app: FastAPI) -> None:
         include_in_schema=False,
     )
     app.add_api_route(OAUTH2_REDIRECT_URL, _page(oauth2_redirect), include_in_schema=False)
+
+    async def asyncapi_json() -> JSONResponse:
+        """The WebSocket protocol (AsyncAPI 3), beside the HTTP API's OpenAPI document."""
+        return JSONResponse(asyncapi_document())
+
+    app.add_api_route(ASYNCAPI_URL, asyncapi_json, include_in_schema=False)
 
 
 def _page(

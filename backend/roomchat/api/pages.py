@@ -21,7 +21,12 @@ router = APIRouter()
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def index(request: Request, services: ServicesDep) -> HTMLResponse:
     """The single-page chat client: login and chat views, switched by /static/js/main.js."""
-    context = {"max_message_chars": services.settings.max_message_chars}
+    settings = services.settings
+    context = {
+        "max_message_chars": settings.max_message_chars,
+        "messages_per_second": settings.messages_per_second,
+        "message_burst": settings.message_burst,
+    }
     return templates.TemplateResponse(request, "index.html", context)
 
 

@@ -21,7 +21,7 @@ from roomchat.api.schemas import (
 )
 from roomchat.realtime import events
 from roomchat.realtime.frames import FrameError, check_text, excerpt
-from roomchat.realtime.writer import StoreUnavailableError
+from roomchat.realtime.writer import ChatUnavailableError
 from roomchat.services import Services
 
 router = APIRouter(prefix="/api/rooms", tags=["rooms"], responses=NOT_LOGGED_IN)
@@ -38,8 +38,7 @@ async def list_rooms(
 ) -> list[RoomOut]:
     """Rooms with messages or members, with how many users are online in each: a page of
     names in order, after ``after`` (the next page: ``after`` = the last name of this one)."""
-    async with services.sessions() as session:
-        stored = await store.rooms_with_messages(session, limit=limit, after=after)
+    stored = await services.store.rooms_with_messages(limit=limit, after=after)
     online = await services.rooms.online()
     later = {name for name in online if after is None or name > after}
     names = sorted(set(stored) | later)[:limit]
@@ -59,10 +58,9 @@ async def list_messages(
 
     Given both, the page holds the first messages after ``after`` that are before ``before``.
     """
-    async with services.sessions() as session:
-        messages = await store.list_messages(
-            session, room=room, limit=limit, before=before, after=after
-        )
+    messages = await services.store.list_messages(
+        room=room, limit=limit, before=before, after=after
+    )
     return MessagePage(messages=[MessageOut(**events.message_dict(m)) for m in messages])
 
 
@@ -85,15 +83,15 @@ async def post_message(
         error = {"type": checked.code, "loc": ("body", "text"), "msg": checked.detail}
         raise RequestValidationError([{**error, "input": excerpt(body.text)}])
     if not await services.user_limits.messages.allow(user.user_id):
-        services.rooms.metrics.rate_limited.labels("http").inc()
+        services.metrics.rate_limited.labels("http").inc()
         retry_after = str(max(1, round(1 / services.settings.messages_per_second)))
         raise HTTPException(429, detail="too many messages", headers={"Retry-After": retry_after})
     if await services.rooms.is_new(room):
         await take_new_room(services, user.user_id)
     draft = store.Draft(user.user_id, user.username, checked.text)
     try:
-        message = await services.rooms.post(room, draft)
-    except StoreUnavailableError as exc:
+        message = await services.writer.submit(room, draft)
+    except ChatUnavailableError as exc:
         raise HTTPException(503, detail=str(exc)) from None
     return MessageOut(**events.message_dict(message))
 

@@ -21,6 +21,7 @@ from roomchat.client.errors import (
 )
 from roomchat.client.http import Client
 from roomchat.client.models import (
+    Disconnected,
     ErrorEvent,
     Event,
     Join,
@@ -38,6 +39,7 @@ __all__ = [
     "AuthenticationError",
     "Backoff",
     "Client",
+    "Disconnected",
     "ErrorEvent",
     "Event",
     "HTTPError",

@@ -11,9 +11,26 @@ class HTTPError(RoomchatError):
     """The server answered with an error status; ``detail`` is its ``{"detail": …}``."""
 
     def __init__(self, status_code: int, detail: object, *, what: str) -> None:
-        super().__init__(f"{what}: HTTP {status_code}: {detail}")
+        super().__init__(f"{what}: HTTP {status_code}: {sentence(detail)}")
         self.status_code = status_code
         self.detail = detail
+
+
+def sentence(detail: object) -> str:
+    """A ``detail`` as a person reads it: FastAPI's list of validation errors becomes
+    "room: String should match pattern …", not a list of dicts."""
+    if not isinstance(detail, list):
+        return str(detail)
+    problems = []
+    for error in detail:
+        if not isinstance(error, dict) or "msg" not in error:
+            problems.append(str(error))
+            continue
+        where = [
+            str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")
+        ]
+        problems.append(f"{'.'.join(where)}: {error['msg']}" if where else str(error["msg"]))
+    return "; ".join(problems)
 
 
 class AuthenticationError(HTTPError):

@@ -71,7 +71,17 @@ class ErrorEvent:
     detail: str
 
 
-Event = Message | Join | Leave | Typing | Presence | ErrorEvent
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """The room's socket closed (``code``, ``reason``) and the client is reconnecting;
+    a ``Presence`` follows once it is back, and no message is lost in between."""
+
+    room: str
+    code: int
+    reason: str
+
+
+Event = Message | Join | Leave | Typing | Presence | ErrorEvent | Disconnected
 
 
 @dataclass(frozen=True, slots=True)

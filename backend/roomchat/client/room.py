@@ -29,7 +29,7 @@ from roomchat.client.errors import (
     RoomClosedError,
     ServerUnavailableError,
 )
-from roomchat.client.models import Event, Message, parse_event
+from roomchat.client.models import Disconnected, Event, Message, parse_event
 
 if TYPE_CHECKING:
     from roomchat.client.http import Client
@@ -158,6 +158,7 @@ class Room:
             log.info(
                 "room %s closed with %d; reconnecting after id %s", self.name, code, self.last_id
             )
+            await self._events.put(Disconnected(self.name, code, reason))
             ws, history = await self._reconnect()
             self.reconnects += 1
 

@@ -16,11 +16,23 @@ from typing import TextIO
 
 from roomchat.client.errors import RoomchatError
 from roomchat.client.http import Client
-from roomchat.client.models import ErrorEvent, Event, Join, Leave, Message, Presence
+from roomchat.client.models import (
+    Disconnected,
+    ErrorEvent,
+    Event,
+    Join,
+    Leave,
+    Message,
+    Presence,
+)
 from roomchat.client.room import Room
 
 PROMPT = "> "
-HELP = "type a message and press Enter; /who lists who is online; /quit leaves"
+HELP = (
+    "type a message and press Enter (start it with // to send a leading /); "
+    "/who lists who is online; /quit leaves"
+)
+COMMANDS = ("/who", "/help", "/?", "/quit")
 
 
 class Screen:
@@ -66,6 +78,9 @@ def describe(event: Event, me: str, joined: bool) -> str | None:
         return f"* you are in {safe(event.room)} as {safe(me)}; online: {online} (/help)"
     if isinstance(event, ErrorEvent):
         return f"! {safe(event.detail)}"
+    if isinstance(event, Disconnected):
+        why = f" ({event.code}{': ' + safe(event.reason) if event.reason else ''})"
+        return f"* disconnected{why}, retrying…"
     return None  # typing: too chatty for a line each
 
 
@@ -136,5 +151,10 @@ async def _type(
             screen.show("* online: " + ", ".join(safe(m) for m in members))
         elif command in ("/help", "/?"):
             screen.show(f"* {HELP}")
+        elif command.startswith("//"):
+            await room.send(line.lstrip()[1:])
+        elif command.startswith("/"):
+            name = command.split()[0]
+            screen.show(f"! unknown command {safe(name)}: not sent. {HELP}")
         elif command:
             await room.send(line)

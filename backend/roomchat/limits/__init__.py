@@ -1,2 +1,3 @@
-"""Rate limits: token buckets in memory and in Redis, login and registration throttles,
-per-user limits."""
+"""Rate limits: token buckets (``buckets``: in this process; ``redis_buckets``: shared by
+every worker), where they count (``backend``: Redis when it is configured), the login and
+registration throttles (``throttle``) and the per-user limits (``users``)."""

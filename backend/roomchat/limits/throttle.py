@@ -16,50 +16,26 @@ Registrations are counted per address too, each attempt before its password is h
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from roomchat.config import Settings
-from roomchat.limits.buckets import (
-    Clock,
-    KeyedRateLimiter,
-    LocalRateLimiter,
-    ReservingRateLimiter,
-)
-
-#: Makes a shared limiter from (name, rate, burst): Redis-backed with several workers.
-LimiterFactory = Callable[[str, float, int], ReservingRateLimiter]
+from roomchat.limits.backend import LimiterFactory, Limiters
+from roomchat.limits.buckets import Clock
 
 #: ``ROOMCHAT_REGISTRATIONS_PER_ADDRESS`` counts per this many seconds.
 REGISTRATION_WINDOW_SECONDS = 3600.0
 
 
-def _limiters(clock: Clock, shared: LimiterFactory | None) -> LimiterFactory:
-    def limiter(name: str, rate: float, burst: int) -> ReservingRateLimiter:
-        if shared is not None:
-            return shared(name, rate, burst)
-        return LocalRateLimiter(KeyedRateLimiter(rate=rate, burst=burst, clock=clock))
-
-    return limiter
-
-
 class LoginThrottle:
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        clock: Clock = time.monotonic,
-        shared: LimiterFactory | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, limiters: LimiterFactory) -> None:
         window = settings.login_window_seconds
         per_user, per_address = (
             settings.login_failures_per_user,
             settings.login_failures_per_address,
         )
-        limiter = _limiters(clock, shared)
-        self._users = limiter("login-user", per_user / window, per_user)
-        self._addresses = limiter("login-address", per_address / window, per_address)
+        self._users = limiters("login-user", per_user / window, per_user)
+        self._addresses = limiters("login-address", per_address / window, per_address)
 
     async def reserve(self, *, address: str, username: str) -> int:
         """Count an attempt before its password is checked.
@@ -104,16 +80,9 @@ def _user_key(username: str) -> str:
 class RegistrationThrottle:
     """``ROOMCHAT_REGISTRATIONS_PER_ADDRESS`` attempts per hour, each before its hash."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        clock: Clock = time.monotonic,
-        shared: LimiterFactory | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, limiters: LimiterFactory) -> None:
         burst = settings.registrations_per_address
-        limiter = _limiters(clock, shared)
-        self._addresses = limiter("register-address", burst / REGISTRATION_WINDOW_SECONDS, burst)
+        self._addresses = limiters("register-address", burst / REGISTRATION_WINDOW_SECONDS, burst)
 
     async def reserve(self, *, address: str) -> int:
         """0 when the attempt may go ahead (and counts); else the whole seconds to wait."""
@@ -134,34 +103,11 @@ class Limits:
 
 
 def create_limits(settings: Settings, *, clock: Clock | None = None) -> Limits:
-    """Counted in Redis when it is configured (every worker counts together), else here.
-
-    ``clock`` (seconds, as ``time.monotonic``) drives the login and registration throttles
-    for tests that move time themselves; by default local buckets use ``time.monotonic``
-    and Redis's use Redis's clock.
-    """
-    local_clock = clock or time.monotonic
-    if not settings.redis_url:
-
-        async def nothing() -> None:
-            return None
-
-        return Limits(
-            LoginThrottle(settings, clock=local_clock),
-            RegistrationThrottle(settings, clock=local_clock),
-            nothing,
-        )
-    from roomchat.limits.redis import RedisRateLimiter, limiter_client
-
-    client = limiter_client(settings.redis_url)
-
-    def shared(name: str, rate: float, burst: int) -> RedisRateLimiter:
-        return RedisRateLimiter(
-            client, prefix=settings.redis_prefix, name=name, rate=rate, burst=burst, clock=clock
-        )
-
+    """Counted in Redis when it is configured (every worker counts together), else here;
+    ``clock``: see ``Limiters``."""
+    limiters = Limiters(settings, clock=clock)
     return Limits(
-        LoginThrottle(settings, clock=local_clock, shared=shared),
-        RegistrationThrottle(settings, clock=local_clock, shared=shared),
-        client.aclose,
+        LoginThrottle(settings, limiters),
+        RegistrationThrottle(settings, limiters),
+        limiters.close,
     )

@@ -7,11 +7,13 @@ Redis is away each worker counts alone (``RedisRateLimiter``'s fallback).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from roomchat.config import Settings
-from roomchat.limits.buckets import KeyedRateLimiter, LocalRateLimiter, SharedRateLimiter
+from roomchat.limits.backend import Limiters
+from roomchat.limits.buckets import Clock, KeyedRateLimiter, SharedRateLimiter
 
 HOUR = 3600.0
 
@@ -25,8 +27,15 @@ class MessageRate:
     Redis call and a refused one none.
     """
 
-    def __init__(self, *, rate: float, burst: int, shared: SharedRateLimiter | None) -> None:
-        self._local = KeyedRateLimiter(rate=rate, burst=burst)
+    def __init__(
+        self,
+        *,
+        rate: float,
+        burst: int,
+        shared: SharedRateLimiter | None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._local = KeyedRateLimiter(rate=rate, burst=burst, clock=clock)
         self._shared = shared
 
     async def allow(self, user_id: int) -> bool:
@@ -47,33 +56,21 @@ class UserLimits:
     close: Callable[[], Awaitable[None]]
 
 
-def create_user_limits(settings: Settings) -> UserLimits:
-    """Counted in Redis when it is configured (every worker counts together), else here."""
+def create_user_limits(settings: Settings, *, clock: Clock | None = None) -> UserLimits:
+    """Counted in Redis when it is configured (every worker counts together), else here.
+
+    ``clock`` drives this worker's own buckets (tests move time with it)."""
     rate, burst = settings.messages_per_second, settings.message_burst
     rooms = settings.rooms_per_user
-    if not settings.redis_url:
-
-        async def nothing() -> None:
-            return None
-
-        return UserLimits(
-            MessageRate(rate=rate, burst=burst, shared=None),
-            KeyedRateLimiter(rate=rate, burst=burst),
-            LocalRateLimiter(KeyedRateLimiter(rate=rooms / HOUR, burst=rooms)),
-            nothing,
-        )
-    from roomchat.limits.redis import RedisRateLimiter, limiter_client
-
-    client = limiter_client(settings.redis_url)  # a burst waits for a connection
-
-    def shared(name: str, rate: float, burst: int) -> SharedRateLimiter:
-        return RedisRateLimiter(
-            client, prefix=settings.redis_prefix, name=name, rate=rate, burst=burst
-        )
-
+    limiters = Limiters(settings, clock=clock)
     return UserLimits(
-        MessageRate(rate=rate, burst=burst, shared=shared("messages", rate, burst)),
+        MessageRate(
+            rate=rate,
+            burst=burst,
+            shared=limiters("messages", rate, burst) if limiters.shared else None,
+            clock=clock or time.monotonic,
+        ),
         KeyedRateLimiter(rate=rate, burst=burst),
-        shared("new-rooms", rooms / HOUR, rooms),
-        client.aclose,
+        limiters("new-rooms", rooms / HOUR, rooms),
+        limiters.close,
     )

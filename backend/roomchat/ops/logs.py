@@ -60,7 +60,13 @@ _filter = RedactTokens()
 
 
 def install_redaction() -> None:
-    """Attach the filter to the loggers that see request paths (idempotent)."""
+    """Attach the filter to the loggers that see request paths, and their handlers.
+
+    For the whole process, so only the app that owns it calls this, at startup (after
+    uvicorn has configured logging, with ``roomchat serve``'s config or its own). It is
+    idempotent and never removed: it only takes tokens out, and taking it away at
+    shutdown could only let one through.
+    """
     for name in REDACTED_LOGGERS:
         logger = logging.getLogger(name)
         if _filter not in logger.filters:
@@ -80,21 +86,33 @@ _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))
 }
 
 
+#: uvicorn logs its server's life (started, listening, shutting down) as ``uvicorn.error``
+#: whatever the level; those lines are named for what they are.
+LOGGER_NAMES = {"uvicorn.error": "uvicorn.server"}
+
+
 class StructuredFormatter(logging.Formatter):
-    """``ts``, ``level``, ``logger``, ``msg``, any ``extra={…}`` fields, and ``exc``.
+    """``ts``, ``level``, ``logger``, (``pid``), ``msg``, any ``extra={…}`` fields, ``exc``.
 
     uvicorn's access lines also get ``client``, ``method``, ``path`` and ``status``. Every
     value is redacted (not only the message), so no token leaves, whatever field it hid in.
+    ``pid``: the process that logged, for ``--workers N`` whose lines share one stream.
     """
+
+    def __init__(self, *, pid: bool = False) -> None:
+        super().__init__()
+        self.pid = pid
 
     def fields(self, record: logging.LogRecord) -> dict[str, Any]:
         moment = datetime.fromtimestamp(record.created, UTC)
         fields: dict[str, Any] = {
             "ts": moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z",
             "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
+            "logger": LOGGER_NAMES.get(record.name, record.name),
         }
+        if self.pid:
+            fields["pid"] = record.process
+        fields["msg"] = record.getMessage()
         args = record.args
         if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
             client, method, path, _version, status = args
@@ -135,8 +153,9 @@ def _value(value: Any) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def logging_config(*, log_format: str, log_level: str) -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` for uvicorn and roomchat, shaped like uvicorn's own."""
+def logging_config(*, log_format: str, log_level: str, pid: bool = False) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` for uvicorn and roomchat, shaped like uvicorn's own;
+    ``pid``: every line names the process that wrote it (for several workers)."""
     formatter = JsonFormatter if log_format == "json" else KeyValueFormatter
     handler = {
         "class": "logging.StreamHandler",
@@ -147,7 +166,7 @@ def logging_config(*, log_format: str, log_level: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"redact": {"()": RedactTokens}},
-        "formatters": {"line": {"()": formatter}},
+        "formatters": {"line": {"()": formatter, "pid": pid}},
         "handlers": {
             "default": handler | {"stream": "ext://sys.stderr"},
             "access": handler | {"stream": "ext://sys.stdout"},

@@ -24,9 +24,11 @@ async def check_store(engine: AsyncEngine) -> bool:
 
 
 async def check_redis(url: str) -> bool:
-    from redis.asyncio import Redis
+    from roomchat.ops.redis import redis_client
 
-    client = Redis.from_url(url, socket_timeout=CHECK_TIMEOUT_SECONDS)
+    client = redis_client(
+        url, reply_timeout=CHECK_TIMEOUT_SECONDS, connect_timeout=CHECK_TIMEOUT_SECONDS
+    )
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
             await client.ping()

@@ -11,9 +11,10 @@ from roomchat.server.http_protocol import RoomchatHttpProtocol
 from roomchat.server.ws_protocol import RoomchatWebSocketProtocol
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
+def uvicorn_options(settings: Settings, *, workers: int = 1) -> dict[str, Any]:
     """uvicorn's own frame limit (16 MiB by default) follows ROOMCHAT_MAX_FRAME_BYTES;
-    its logging follows ROOMCHAT_LOG_FORMAT (one line per event, tokens redacted).
+    its logging follows ROOMCHAT_LOG_FORMAT (one line per event, tokens redacted, and
+    with several ``workers`` the pid of the one that wrote it).
 
     Sockets use roomchat's protocol (uvicorn's websockets-sansio with a frame sink, see
     ``server.ws_protocol``), without permessage-deflate: a compressed socket
@@ -36,6 +37,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "ws_per_message_deflate": False,
         "ws_max_size": settings.max_frame_bytes,
         "log_level": settings.log_level,
-        "log_config": logging_config(log_format=settings.log_format, log_level=settings.log_level),
+        "log_config": logging_config(
+            log_format=settings.log_format, log_level=settings.log_level, pid=workers > 1
+        ),
         "proxy_headers": True,
     }

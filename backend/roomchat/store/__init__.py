@@ -1,4 +1,18 @@
-"""Persistence: the schema, its migrations, and the queries on it."""
+"""Persistence: one protocol per concern (users.py, messages.py), each query written once
+(statements.py), run through SQLAlchemy's engine or SQLite's fast path; the schema and its
+migrations beside them. ``open_store`` (open.py) chooses the store at startup."""
 
-from roomchat.store.queries import *  # noqa: F403
-from roomchat.store.queries import __all__  # noqa: F401
+from roomchat.store.messages import Draft, MessageStore, StoredBatch
+from roomchat.store.schema import Message, User
+from roomchat.store.users import UsernameTakenError, UserRef, UserStore
+
+__all__ = [
+    "Draft",
+    "Message",
+    "MessageStore",
+    "StoredBatch",
+    "User",
+    "UserRef",
+    "UserStore",
+    "UsernameTakenError",
+]

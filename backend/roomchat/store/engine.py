@@ -1,4 +1,5 @@
-"""The database engine and session factory, for SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
+"""The database engine, for SQLite (aiosqlite) and PostgreSQL (asyncpg), and its schema:
+migrations are the one way tables are made (``migrate``, ``prepare_schema``)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from roomchat.store.schema import Base
-
-#: Every SQLite connection, the engine's and the message store's thread's (sqlite_store.py).
+#: Every SQLite connection: the engine's, the store's thread's (sqlite.py).
 #: WAL lets readers (history) run while a writer commits; NORMAL sync is durable across a
 #: process crash, which is the failure a chat server must survive.
 SQLITE_PRAGMAS = (
@@ -44,16 +43,6 @@ def create_engine(database_url: str) -> AsyncEngine:
         cursor.close()
 
     return engine
-
-
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
-    return async_sessionmaker(engine, expire_on_commit=False)
-
-
-async def create_tables(engine: AsyncEngine) -> None:
-    """Create missing tables straight from the models (tests of the store use it)."""
-    async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
 
 
 class SchemaOutOfDateError(RuntimeError):

@@ -57,3 +57,9 @@ export function messagesAfter(token, room, after, limit = 200) {
   const query = new URLSearchParams({ after: String(after), limit: String(limit) });
   return request(`/api/rooms/${encodeURIComponent(room)}/messages?${query}`, { token });
 }
+
+// The page of a room's history before a message id, oldest first: `{ messages: [...] }`.
+export function messagesBefore(token, room, before, limit = 50) {
+  const query = new URLSearchParams({ before: String(before), limit: String(limit) });
+  return request(`/api/rooms/${encodeURIComponent(room)}/messages?${query}`, { token });
+}

@@ -7,11 +7,16 @@ const MAX_DELAY_MS = 15000;
 const NORMAL_CLOSURE = 1000;
 const POLICY_VIOLATION = 1008;
 const RECONNECT = 4000; // ours: the page closes its socket to connect again
+// A 1008 with this reason is the server's abuse close, not the end of the session: the
+// token is still good, so connect again after a pause (API.md: "too many messages: slow down").
+const SLOW_DOWN_REASON = "too many messages";
+const SLOW_DOWN_DELAY_MS = 5000;
 
 export class RoomConnection {
   // handlers: onFrame(frame), onState("connecting" | "open" | "reconnecting"),
   // isSessionValid() -> Promise<boolean>, onSessionEnded(reason): the reason of a 1008
-  // close, or null for a refused handshake. since() -> the last message id seen, or null.
+  // close, or null for a refused handshake; onSlowDown(): closed for sending too fast.
+  // since() -> the last message id seen, or null.
   constructor({ room, token, since, handlers }) {
     this.room = room;
     this.token = token;
@@ -78,6 +83,12 @@ export class RoomConnection {
   async closed(event, opened) {
     this.socket = null;
     if (this.stopped) return;
+    if (event.code === POLICY_VIOLATION && event.reason.startsWith(SLOW_DOWN_REASON)) {
+      this.handlers.onSlowDown();
+      this.handlers.onState("reconnecting");
+      this.retryTimer = setTimeout(() => this.connect(), SLOW_DOWN_DELAY_MS);
+      return;
+    }
     if (event.code === POLICY_VIOLATION) {
       this.close();
       this.handlers.onSessionEnded(event.reason);

@@ -41,13 +41,13 @@ function startSession(newSession) {
   chatView.hidden = false;
   room.start(session);
   directory.start(session.token);
-  const lastRoom = loadRoom();
+  const lastRoom = loadRoom(session.username);
   if (lastRoom) joinRoom(lastRoom);
   else document.getElementById("room").focus();
 }
 
 function joinRoom(name) {
-  saveRoom(name);
+  saveRoom(session.username, name);
   directory.setCurrent(name);
   room.join(name);
 }

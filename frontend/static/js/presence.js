@@ -4,15 +4,27 @@ import { element, sameUser } from "./dom.js";
 export const TYPING_SHOWN_MS = 4000;
 
 export class MemberList {
-  constructor(list) {
+  // staleNote: shown while the list may be out of date (the room is reconnecting).
+  constructor(list, staleNote) {
     this.list = list;
+    this.staleNote = staleNote;
     this.me = ""; // the signed-in user's name, set when a session starts
     this.names = new Map(); // lower-case name -> name as the server spells it
+    this.stale = false;
+  }
+
+  // While reconnecting, who is online is not known: say so, until a presence frame.
+  markStale(stale) {
+    this.stale = stale;
+    const shown = stale && this.names.size > 0;
+    this.list.classList.toggle("stale", shown);
+    this.staleNote.hidden = !shown;
   }
 
   set(names) {
     this.names = new Map(names.map((name) => [name.toLowerCase(), name]));
     this.render();
+    this.markStale(this.stale);
   }
 
   add(name) {

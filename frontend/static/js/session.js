@@ -1,5 +1,6 @@
 // The signed-in session lives in this tab's sessionStorage only: it survives a reload,
-// not the tab, and is never sent as a cookie.
+// not the tab, and is never sent as a cookie. The room a person was in outlives their
+// session, so logging in again (after an expiry, say) brings them back to it.
 const KEYS = { token: "roomchat.token", username: "roomchat.username", room: "roomchat.room" };
 
 export function loadSession() {
@@ -13,16 +14,30 @@ export function saveSession({ token, username }) {
   sessionStorage.setItem(KEYS.username, username);
 }
 
-export function loadRoom() {
-  return sessionStorage.getItem(KEYS.room);
+// The last room, per user (lower-cased name): another person logging in here starts fresh.
+export function loadRoom(username) {
+  const rooms = lastRooms();
+  return rooms[username.toLowerCase()] ?? null;
 }
 
-export function saveRoom(room) {
-  sessionStorage.setItem(KEYS.room, room);
+export function saveRoom(username, room) {
+  const rooms = lastRooms();
+  rooms[username.toLowerCase()] = room;
+  sessionStorage.setItem(KEYS.room, JSON.stringify(rooms));
+}
+
+function lastRooms() {
+  try {
+    const rooms = JSON.parse(sessionStorage.getItem(KEYS.room) ?? "{}");
+    return rooms && typeof rooms === "object" && !Array.isArray(rooms) ? rooms : {};
+  } catch {
+    return {}; // an older page kept a bare room name here
+  }
 }
 
 export function clearSession() {
-  for (const key of Object.values(KEYS)) sessionStorage.removeItem(key);
+  sessionStorage.removeItem(KEYS.token);
+  sessionStorage.removeItem(KEYS.username);
 }
 
 // The token's own `exp` claim, read without verifying it (the server does that): enough to

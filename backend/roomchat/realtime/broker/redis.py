@@ -18,34 +18,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
+from roomchat.ops.redis import REDIS_ERRORS, redis_client
 from roomchat.realtime.broker.base import GAP, BrokerUnavailableError, Gap
 
 log = logging.getLogger(__name__)
 
-#: Errors that mean "Redis is away" rather than a bug.
-REDIS_ERRORS = (RedisError, OSError, TimeoutError)
-
 
 def room_channel(prefix: str, room: str) -> str:
     return f"{prefix}:room:{room}"
-
-
-def redis_client(url: str) -> Redis:
-    """A command client that fails fast (one immediate retry: a stale pooled connection)."""
-    return Redis.from_url(
-        url,
-        decode_responses=True,
-        retry=Retry(NoBackoff(), 1),
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        protocol=2,
-    )
 
 
 class Backoff:

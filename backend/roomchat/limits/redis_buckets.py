@@ -9,42 +9,15 @@ letting everything through or refusing everyone.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
 
 from roomchat.limits.buckets import Clock, KeyedRateLimiter
-from roomchat.realtime.broker.redis import REDIS_ERRORS
+from roomchat.ops.redis import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
-
-#: Connections to Redis for the limiters, and how long a check waits for a free one.
-POOL_SIZE = 64
-POOL_WAIT_SECONDS = 5.0
-
-
-def limiter_client(url: str) -> Redis:
-    """A client whose pool makes a burst of checks wait for a connection.
-
-    redis-py's default pool raises once 100 connections are busy, and a limiter that
-    counts in this worker only while Redis fails would then let a burst of 200 logins
-    at once through twice: in Redis up to the limit, and again here.
-    """
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=POOL_SIZE,
-        timeout=POOL_WAIT_SECONDS,
-        decode_responses=True,
-        retry=Retry(NoBackoff(), 1),
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        protocol=2,
-    )
-    client = Redis(connection_pool=pool)
-    client.auto_close_connection_pool = True  # aclose() closes the pool too
-    return client
 
 
 # KEYS[1]: the bucket; ARGV: rate (per second), burst, op, [now]. op is 'take', 'peek'
@@ -95,8 +68,7 @@ class RedisRateLimiter:
         self._key = f"{prefix}:ratelimit:{name}:"
         self._rate, self._burst = rate, burst
         self._clock = clock  # None: Redis's own clock
-        fallback_clock: dict[str, Any] = {} if clock is None else {"clock": clock}
-        self._fallback = KeyedRateLimiter(rate=rate, burst=burst, **fallback_clock)
+        self._fallback = KeyedRateLimiter(rate=rate, burst=burst, clock=clock or time.monotonic)
 
     async def allow(self, key: str) -> bool:
         result = await self._run(key, "take")

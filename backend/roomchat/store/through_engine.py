@@ -1,0 +1,86 @@
+"""The store through SQLAlchemy's ``AsyncEngine``: PostgreSQL, or SQLite in memory or by URI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Concatenate
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.dml import Insert
+
+from roomchat.store import statements
+from roomchat.store.queries import Queries
+from roomchat.store.runner import P, Params, Row, T
+
+
+class EngineStore(Queries):
+    """``Queries`` through the engine; whoever made the engine disposes of it."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(EngineRunner(engine))
+
+
+class EngineRunner:
+    """Each call on a connection from the engine's pool."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+
+    @property
+    def dialect(self) -> str:
+        return self._dialect
+
+    async def fetch(self, statement: Executable, params: Params) -> Sequence[Row]:
+        async with self._engine.connect() as connection:
+            return (await connection.execute(statement, params)).all()
+
+    async def transact(
+        self, work: Callable[Concatenate[Any, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        async with self._engine.connect() as connection:
+            if self._dialect == "sqlite":
+                # Take SQLite's one write lock first (as the fast path does), not at the
+                # first write: a read before it could otherwise find its snapshot stale.
+                await connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+            def run(sync: Connection) -> T:
+                return work(EngineTransaction(sync), *args, **kwargs)
+
+            result = await connection.run_sync(run)
+            await connection.commit()
+            return result
+
+    async def close(self) -> None:
+        """The engine is disposed of by whoever made it."""
+
+
+class EngineTransaction:
+    """A ``Transaction`` on a synchronous SQLAlchemy connection (inside ``run_sync``)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._postgresql = connection.dialect.name == "postgresql"
+
+    def take_room(self, room: str) -> None:
+        if self._postgresql:
+            self._connection.execute(statements.LOCK_ROOM, {"key": statements.room_lock_key(room)})
+
+    def scalar(self, statement: Executable, params: Params) -> Any:
+        return self._connection.execute(statement, params).scalar()
+
+    def rowcount(self, statement: Executable, params: Params) -> int:
+        return int(getattr(self._connection.execute(statement, params), "rowcount", 0))
+
+    def insert_many(self, statement: Insert, rows: Sequence[Params]) -> list[int]:
+        if self._postgresql:
+            returning = statement.returning(
+                *statement.table.primary_key, sort_by_parameter_order=True
+            )
+            return list(self._connection.execute(returning, list(rows)).scalars())
+        # SQLite, under its one write lock: new rows take consecutive rowids.
+        self._connection.execute(statement, list(rows))
+        last = int(self._connection.execute(statements.LAST_ROWID).scalar_one())
+        return list(range(last - len(rows) + 1, last + 1))

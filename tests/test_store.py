@@ -1,0 +1,349 @@
+"""One contract for every store: the SQLite fast path (sqlite3 on its own thread), SQLite
+through SQLAlchemy's engine, and PostgreSQL. The same test bodies run on each; beside
+them, the SQLite fast path's checkpointer (its WAL kept short).
+
+Every store runs the same statements (``roomchat.store.statements``), so a row written by
+one reads back the same through another on the same database (``Opened.other``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from roomchat import store
+from roomchat.ops.metrics import Metrics
+from roomchat.realtime.broker.memory import MemoryBroker
+from roomchat.realtime.writer import MessageWriter, StoreUnavailableError
+from roomchat.store.compiled import Compiled
+from roomchat.store.engine import create_engine, migrate
+from roomchat.store.open import Store, open_store
+from roomchat.store.schema import Message
+from roomchat.store.sqlite import SQLiteStore
+from roomchat.store.statements import USERS_BY_NAME
+from roomchat.store.through_engine import EngineStore
+from roomchat.store.wal import Checkpointer
+
+FIELDS = ("id", "room", "user_id", "author", "text", "created_at")
+
+REFUSE_INSERTS = {
+    "sqlite": [
+        "CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN "
+        "SELECT RAISE(ABORT, 'disk I/O error, say'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse() RETURNS trigger AS "
+        "$$ BEGIN RAISE EXCEPTION 'disk I/O error, say'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse()",
+    ],
+}
+ALLOW_INSERTS = {
+    "sqlite": ["DROP TRIGGER refuse"],
+    "postgresql": ["DROP TRIGGER refuse ON messages", "DROP FUNCTION refuse()"],
+}
+
+
+@dataclass
+class Opened:
+    """The store under test, on a database with Alice (id 1) and bob (id 2)."""
+
+    store: Store
+    #: Another store on the same database: the other SQLite path, or a second engine.
+    other: Callable[[], Awaitable[Store]]
+    engine: AsyncEngine
+    dialect: str
+
+
+@pytest.fixture(params=["sqlite3", "sqlite-engine", "postgresql"])
+async def opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opened]:
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'roomchat.db'}"
+    engine = create_engine(url)
+    await migrate(engine)
+    path = str(tmp_path / "roomchat.db")
+    opened: list[Store] = []
+
+    async def other() -> Store:
+        made: Store = (
+            await SQLiteStore.open(path)
+            if request.param == "sqlite-engine"
+            else EngineStore(engine)
+        )
+        opened.append(made)
+        return made
+
+    if request.param == "sqlite3":
+        tested: Store = await open_store(engine)
+        assert isinstance(tested, SQLiteStore)
+    else:
+        tested = EngineStore(engine)
+    await tested.create_user(username="Alice", password_hash="hash-a")
+    await tested.create_user(username="bob", password_hash="hash-b")
+    yield Opened(tested, other, engine, engine.dialect.name)
+    for made in opened:
+        await made.close()
+    await tested.close()
+    await engine.dispose()
+
+
+def fields(messages: list[Message]) -> list[tuple[Any, ...]]:
+    return [tuple(getattr(m, name) for name in FIELDS) for m in messages]
+
+
+async def read_back(any_store: Store, room: str) -> list[Message]:
+    return await any_store.list_messages(room=room, limit=100)
+
+
+async def test_messages_read_back_as_written(opened: Opened) -> None:
+    tested, other = opened.store, await opened.other()
+    stored = await tested.add_messages_to_rooms(
+        drafts={
+            "lobby": [store.Draft(1, "Alice", "one"), store.Draft(2, "bob", "two ✓")],
+            "attic": [store.Draft(2, "bob", "three")],
+        }
+    )
+    assert stored["attic"].previous_id == 0
+    assert stored["lobby"].previous_id == 0
+    for room in ("lobby", "attic"):
+        written = fields(stored[room].messages)
+        assert fields(await read_back(tested, room)) == written
+        assert fields(await read_back(other, room)) == written
+    created_at = stored["lobby"].messages[0].created_at
+    assert created_at.tzinfo == UTC
+    # Rooms in name order, each room's ids in the order given.
+    assert [m.id for m in stored["attic"].messages + stored["lobby"].messages] == [1, 2, 3]
+    if opened.dialect == "sqlite":
+        async with opened.engine.connect() as connection:
+            raw = await connection.exec_driver_sql("SELECT created_at FROM messages WHERE id = 1")
+            assert raw.scalar_one() == created_at.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+async def test_pages_and_latest_ids(opened: Opened) -> None:
+    tested, other = opened.store, await opened.other()
+    batch = (
+        await other.add_messages_to_rooms(
+            drafts={"lobby": [store.Draft(1, "Alice", f"m{n}") for n in range(5)]}
+        )
+    )["lobby"]
+    expected = fields(batch.messages)
+    assert fields(await tested.list_messages(room="lobby", limit=50)) == expected
+    assert fields(await tested.list_messages(room="lobby", limit=2, before=5)) == expected[2:4]
+    assert fields(await tested.list_messages(room="lobby", limit=2, after=1)) == expected[1:3]
+    between = await tested.list_messages(room="lobby", limit=9, after=1, before=4)
+    assert fields(between) == expected[1:3]
+    assert fields(await tested.list_messages(room="lobby", after=2, limit=9)) == expected[2:]
+    assert await tested.list_messages(room="lobby", after=2**70, limit=9) == []
+    assert fields(await tested.list_messages(room="lobby", limit=9, before=2**70)) == expected
+    assert await tested.latest_message_id(room="lobby") == batch.messages[-1].id
+    assert await tested.latest_message_id(room="empty") == 0
+
+
+async def test_rooms_with_messages_in_byte_order(opened: Opened) -> None:
+    names = ["b", "B", "a-1", "a_1", "Z9", "lobby"]
+    await opened.store.add_messages_to_rooms(
+        drafts={name: [store.Draft(1, "Alice", "hi")] for name in names}
+    )
+    assert await opened.store.rooms_with_messages(limit=100) == sorted(names)
+    assert await opened.store.rooms_with_messages(limit=2, after="Z9") == sorted(names)[2:4]
+    assert await opened.store.rooms_with_messages(limit=5, after="lobby") == []
+
+
+async def test_users_by_name_ignoring_case(opened: Opened) -> None:
+    tested = opened.store
+    found = await tested.find_users(usernames=["aLiCe", "carol", "BOB"])
+    assert list(found) == ["alice", "bob"]
+    assert found["alice"][:2] == (1, "Alice")  # the name as registered
+    assert found["alice"].created_at.tzinfo == UTC
+    user = await tested.get_user(username="ALICE")
+    assert user is not None
+    assert (user.id, user.username, user.password_hash) == (1, "Alice", "hash-a")
+    assert user.created_at == found["alice"].created_at
+    assert await tested.get_user(username="carol") is None
+    many = [f"user{n}" for n in range(1200)]  # more than one query's worth of names
+    assert list(await tested.find_users(usernames=[*many, "bob"])) == ["bob"]
+    assert tested.reuses_ids == (opened.dialect == "sqlite")
+
+
+async def test_a_taken_name_is_refused_and_a_deleted_user_leaves_their_messages(
+    opened: Opened,
+) -> None:
+    tested = opened.store
+    with pytest.raises(store.UsernameTakenError):
+        await tested.create_user(username="ALICE", password_hash="x")
+    carol = await tested.create_user(username="Carol", password_hash="hash-c")
+    assert carol.id > 2  # PostgreSQL spent an id on the refused one
+    assert carol.created_at.tzinfo == UTC
+    await tested.add_messages_to_rooms(drafts={"lobby": [store.Draft(carol.id, "Carol", "bye")]})
+    assert await tested.delete_user(username="carol")
+    assert not await tested.delete_user(username="carol")
+    assert await tested.get_user(username="Carol") is None
+    (kept,) = await read_back(tested, "lobby")
+    assert (kept.user_id, kept.author, kept.text) == (None, "Carol", "bye")
+
+
+async def test_each_batch_knows_the_message_before_it(opened: Opened) -> None:
+    tested = opened.store
+    first = await tested.add_messages_to_rooms(drafts={"lobby": [store.Draft(1, "a", "x")]})
+    batches = [
+        await tested.add_messages_to_rooms(
+            drafts={"lobby": [store.Draft(1, "a", "y"), store.Draft(1, "a", "z")]}
+        ),
+        await tested.add_messages_to_rooms(
+            drafts={"lobby": [store.Draft(1, "a", "w")], "attic": [store.Draft(1, "a", "v")]}
+        ),
+    ]
+    lobby = [batch["lobby"] for batch in batches]
+    assert lobby[0].previous_id == first["lobby"].messages[0].id
+    assert lobby[1].previous_id == lobby[0].messages[-1].id
+    assert batches[1]["attic"].previous_id == 0
+    assert [m.text for m in await read_back(tested, "lobby")] == ["x", "y", "z", "w"]
+
+
+async def test_two_stores_on_one_database_keep_each_room_linked(opened: Opened) -> None:
+    """Two processes' writers (here two stores) interleave; each batch still names the
+    message just before it in its room, as listeners on every worker rely on."""
+    tested, other = opened.store, await opened.other()
+    rooms = ("a", "b", "c")
+
+    async def write(writer: Store, n: int) -> dict[str, store.StoredBatch]:
+        drafts = {
+            room: [store.Draft(1, "a", f"{n}-{k}") for k in range(n % 3 + 1)] for room in rooms
+        }
+        return await writer.add_messages_to_rooms(drafts=drafts)
+
+    results = await asyncio.gather(*(write(tested if n % 2 else other, n) for n in range(60)))
+    for room in rooms:
+        ids = [m.id for m in await tested.list_messages(room=room, after=0, limit=1000)]
+        for result in results:
+            batch = result[room]
+            first = ids.index(batch.messages[0].id)
+            assert batch.previous_id == (ids[first - 1] if first else 0)
+            assert ids[first : first + len(batch.messages)] == [m.id for m in batch.messages]
+
+
+async def test_a_failed_write_is_rolled_back_and_reported_to_senders(opened: Opened) -> None:
+    async def run(statements: list[str]) -> None:
+        async with opened.engine.begin() as connection:
+            for statement in statements:
+                await connection.execute(text(statement))
+
+    await run(REFUSE_INSERTS[opened.dialect])  # a real database error, from another connection
+    metrics = Metrics()
+    writer = MessageWriter(broker=MemoryBroker(), store=opened.store, metrics=metrics)
+    posts = [writer.submit("lobby", store.Draft(1, "Alice", text)) for text in ("a", "b")]
+    for post in posts:
+        with pytest.raises(StoreUnavailableError):
+            await post
+    errors = metrics.registry.get_sample_value("roomchat_backend_errors_total", {"kind": "store"})
+    assert errors == 2  # one per message that could not be stored (each was tried alone)
+    await run(ALLOW_INSERTS[opened.dialect])
+    # Nothing half-written, and the store is usable again.
+    assert await read_back(opened.store, "lobby") == []
+    stored = await writer.submit("lobby", store.Draft(1, "Alice", "after"))
+    assert [m.id for m in await read_back(opened.store, "lobby")] == [stored.id]
+    await writer.close()
+
+
+# -- the SQLite fast path's own parts ---------------------------------------------------------
+
+
+def test_an_in_list_is_bound_as_sqlalchemy_expands_it() -> None:
+    compiled = Compiled(USERS_BY_NAME)
+    for names in ([], ["a"], ["a", "b", "c"]):
+        sql, values = compiled.bind({"names": names})
+        expanded = compiled._compiled.construct_expanded_state({"names": names})
+        assert (sql, values) == (expanded.statement, expanded.positional_parameters)
+
+
+async def test_an_in_memory_database_goes_through_the_engine() -> None:
+    engine = create_engine("sqlite+aiosqlite:///:memory:")
+    opened = await open_store(engine)
+    assert isinstance(opened, EngineStore)
+    await opened.close()
+    await engine.dispose()
+
+
+@pytest.fixture
+async def fast(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'roomchat.db'}")
+    await migrate(engine)
+    await engine.dispose()
+    opened = await SQLiteStore.open(str(tmp_path / "roomchat.db"))
+    await opened.create_user(username="Alice", password_hash="hash-a")
+    yield opened
+    await opened.close()
+
+
+def wal_bytes(path: Path) -> int:
+    wal = path.with_name(path.name + "-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+async def test_the_wal_stays_bounded_under_steady_writes(fast: SQLiteStore, tmp_path: Path) -> None:
+    # 3,000 one-message transactions are ~7,500 WAL pages (30 MB) when the WAL never
+    # starts again (as with only passive checkpoints from another connection), 16 MiB with
+    # only the committing thread's safety-net checkpoints; at a steady 2,000/s (gaps
+    # between commits, as a server has) the checkpointer keeps it near 1 MiB. History reads
+    # through SQLAlchemy in between must not keep it from starting again.
+    path = tmp_path / "roomchat.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    reader = EngineStore(engine)
+    checkpointer = fast.checkpointer
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    largest = 0
+    for n in range(3000):
+        await fast.add_messages_to_rooms(drafts={"lobby": [store.Draft(1, "Alice", "hi")]})
+        largest = max(largest, wal_bytes(path))
+        if n % 200 == 0:
+            assert len(await read_back(reader, "lobby")) == min(n + 1, 100)
+        await asyncio.sleep(start + n / 2000 - loop.time())  # the pace, not a wait for it
+    await engine.dispose()
+    assert largest < 8 * 2**20
+    assert checkpointer.passes > 0
+    assert checkpointer.failures == 0
+
+
+async def test_closing_the_store_stops_its_checkpointer(tmp_path: Path) -> None:
+    path = tmp_path / "roomchat.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    await migrate(engine)
+    await engine.dispose()
+    fast = await SQLiteStore.open(str(path))
+    checkpointer = fast.checkpointer
+    assert checkpointer.running
+    await fast.create_user(username="Alice", password_hash="hash-a")
+    await fast.add_messages_to_rooms(drafts={"lobby": [store.Draft(1, "Alice", "hi")]})
+    await fast.close()  # while the checkpointer waits for commits to gather, or copies
+    assert not checkpointer.running
+    assert checkpointer.failures == 0
+    assert wal_bytes(path) == 0  # the last connection to close checkpointed and removed it
+
+
+async def test_a_failed_checkpoint_is_logged_and_counted(
+    fast: SQLiteStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(_self: Checkpointer, _db: sqlite3.Connection) -> int:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(Checkpointer, "_copy", broken)
+    failed = threading.Event()
+    fast.checkpointer.on_error = failed.set
+    await fast.add_messages_to_rooms(drafts={"lobby": [store.Draft(1, "Alice", "hi")]})
+    assert await asyncio.to_thread(failed.wait, 10.0)
+    assert "SQLite checkpoint" in caplog.text
+    # Writing goes on; the checkpointer stays up for the next round.
+    await fast.add_messages_to_rooms(drafts={"lobby": [store.Draft(1, "Alice", "hi")]})
+    assert fast.checkpointer.running
