@@ -1,8 +1,8 @@
 """A socket's posts waiting to be stored: past ``MAX_POSTS_IN_FLIGHT`` its reading waits.
 
-The store is held by a gate the test opens (every commit waits on it, on either store
-path), so the socket's posts pile up in flight. Below the limit the socket is read on;
-at it, the server reads no more of its frames until one is stored; once the store
+The store is held by a gate the test opens (every commit waits on it: both stores
+share one group commit), so the socket's posts pile up in flight. Below the limit the
+socket is read on; at it, the server reads no more of its frames until one is stored; once the store
 drains, every post is stored and delivered, in order, and the frames behind them answered.
 """
 
@@ -17,10 +17,9 @@ import httpx
 import pytest
 
 from roomchat import store
-from roomchat.realtime.manager import RoomManager
 from roomchat.realtime.session import MAX_POSTS_IN_FLIGHT
-from roomchat.store.messages import SessionStore
-from roomchat.store.sqlite import SQLiteStore
+from roomchat.realtime.writer import MessageWriter
+from roomchat.store.queries import Queries
 from tests.helpers import live_token
 from tests.live import LiveServer
 from tests.waiting import eventually
@@ -39,28 +38,23 @@ class StoreGate:
         self._lock = threading.Lock()
         self._submitted: list[str] = []
         gate = self
-        for cls in (SessionStore, SQLiteStore):
-            real_add = cls.add_messages_to_rooms
+        real_add = Queries.add_messages_to_rooms  # both stores' one group commit
 
-            async def held(
-                self: Any,
-                *,
-                drafts: Mapping[str, Sequence[store.Draft]],
-                real_add: Any = real_add,
-            ) -> dict[str, store.StoredBatch]:
-                await asyncio.to_thread(gate._opened.wait, TIMEOUT)
-                batches: dict[str, store.StoredBatch] = await real_add(self, drafts=drafts)
-                return batches
+        async def held(
+            self: Any, *, drafts: Mapping[str, Sequence[store.Draft]]
+        ) -> dict[str, store.StoredBatch]:
+            await asyncio.to_thread(gate._opened.wait, TIMEOUT)
+            return await real_add(self, drafts=drafts)
 
-            monkeypatch.setattr(cls, "add_messages_to_rooms", held)
-        real_submit = RoomManager.submit
+        monkeypatch.setattr(Queries, "add_messages_to_rooms", held)
+        real_submit = MessageWriter.submit
 
-        def counted(rooms: RoomManager, room: str, draft: store.Draft) -> Any:
+        def counted(writer: MessageWriter, room: str, draft: store.Draft) -> Any:
             with self._lock:
                 self._submitted.append(draft.text)
-            return real_submit(rooms, room, draft)
+            return real_submit(writer, room, draft)
 
-        monkeypatch.setattr(RoomManager, "submit", counted)
+        monkeypatch.setattr(MessageWriter, "submit", counted)
 
     @property
     def submitted(self) -> list[str]:
