@@ -11,6 +11,7 @@ machine's shared one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -211,8 +212,8 @@ class PrivatePostgres:
             "-c fsync=off -c synchronous_commit=off"
         )
         # -l: the server's output goes to a file, not to the pipe ``_run`` reads to its end.
-        log = str(self.directory / "server.log")
-        self._run("pg_ctl", "-D", str(self.directory / "data"), "-l", log, "-o", options, "-w", "start")
+        data, log = str(self.directory / "data"), str(self.directory / "server.log")
+        self._run("pg_ctl", "-D", data, "-l", log, "-o", options, "-w", "start")
 
     def stop(self) -> None:
         """Stop it at once (``immediate``): clients see their connections drop."""
@@ -221,10 +222,8 @@ class PrivatePostgres:
 
     def remove(self) -> None:
         """Stop it if it runs, and delete its files."""
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # it was not running
             self.stop()
-        except subprocess.CalledProcessError:
-            pass  # it was not running
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

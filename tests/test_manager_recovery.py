@@ -1,4 +1,5 @@
-"""The room manager's listener: ids ascending, nothing missed, nothing twice.
+"""The room manager, its listeners and the writer together: ids ascending, nothing
+missed, nothing twice (``test_room_listener.py`` drives a listener on its own).
 
 Another worker may publish late, die between storing and publishing, or Redis may drop
 payloads; here the memory broker stands in, and the store is written to directly.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +18,13 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from roomchat import store
+from roomchat.ops.metrics import Metrics
 from roomchat.realtime import closecodes, events
-from roomchat.realtime import manager as manager_module
 from roomchat.realtime.broker import GAP
 from roomchat.realtime.broker.memory import MemoryBroker, MemoryPresence
 from roomchat.realtime.connection import Connection
 from roomchat.realtime.manager import RoomManager
-from roomchat.realtime.writer import StoreUnavailableError
+from roomchat.realtime.writer import MessageWriter, StoreUnavailableError
 from roomchat.store.engine import create_engine, create_session_factory, create_tables
 from roomchat.store.messages import MessageStore, SessionStore
 from roomchat.store.sqlite import SQLiteStore
@@ -55,12 +57,29 @@ async def message_store(
     await opened.close()
 
 
+@dataclass(frozen=True)
+class Rooms:
+    """What ``main.py`` builds for the chat: membership, the writer, and the broker."""
+
+    manager: RoomManager
+    writer: MessageWriter
+    broker: MemoryBroker
+    metrics: Metrics
+
+    async def post(self, room: str, draft: store.Draft) -> store.Message:
+        return await self.writer.submit(room, draft)
+
+
 @pytest.fixture
-async def rooms(message_store: MessageStore) -> AsyncIterator[tuple[RoomManager, MemoryBroker]]:
-    broker = MemoryBroker()
-    manager = RoomManager(broker=broker, presence=MemoryPresence(), store=message_store)
-    yield manager, broker
+async def rooms(message_store: MessageStore) -> AsyncIterator[Rooms]:
+    broker, metrics = MemoryBroker(), Metrics()
+    manager = RoomManager(
+        broker=broker, presence=MemoryPresence(), store=message_store, metrics=metrics
+    )
+    writer = MessageWriter(broker=broker, store=message_store, metrics=metrics)
+    yield Rooms(manager, writer, broker, metrics)
     await manager.close()
+    await writer.close()
 
 
 async def messages(connection: Connection, count: int) -> list[dict[str, Any]]:
@@ -87,23 +106,23 @@ def draft(text: str) -> store.Draft:
 
 
 async def test_a_message_never_published_is_fetched_before_the_next_one(
-    rooms: tuple[RoomManager, MemoryBroker], sessions: async_sessionmaker[AsyncSession]
+    rooms: Rooms, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    manager, _ = rooms
+    manager = rooms.manager
     connection = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
     async with manager.join(connection):
-        await manager.post("lobby", draft("first"))
+        await rooms.post("lobby", draft("first"))
         await stored_elsewhere(sessions, "never published")
-        await manager.post("lobby", draft("next"))
+        await rooms.post("lobby", draft("next"))
         received = await messages(connection, 3)
     assert [m["text"] for m in received] == ["first", "never published", "next"]
     assert [m["id"] for m in received] == sorted(m["id"] for m in received)
 
 
 async def test_a_gap_is_filled_from_the_store(
-    rooms: tuple[RoomManager, MemoryBroker], sessions: async_sessionmaker[AsyncSession]
+    rooms: Rooms, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    manager, broker = rooms
+    manager, broker = rooms.manager, rooms.broker
     connection = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
     async with manager.join(connection):
         await stored_elsewhere(sessions, "missed while Redis was away")
@@ -114,29 +133,30 @@ async def test_a_gap_is_filled_from_the_store(
 
 
 async def test_a_late_or_repeated_publish_is_not_delivered_twice(
-    rooms: tuple[RoomManager, MemoryBroker], sessions: async_sessionmaker[AsyncSession]
+    rooms: Rooms, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    manager, broker = rooms
+    manager, broker = rooms.manager, rooms.broker
     connection = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
     async with manager.join(connection):
-        first = await manager.post("lobby", draft("once"))
-        await broker.publish("lobby", events.published_message(first, 0))  # again, late
-        await manager.post("lobby", draft("then this"))
+        first = await rooms.post("lobby", draft("once"))
+        late = events.room_payload(events.message_event(first), 0)
+        await broker.publish("lobby", late)  # again, late
+        await rooms.post("lobby", draft("then this"))
         received = await messages(connection, 2)
     assert [m["text"] for m in received] == ["once", "then this"]
 
 
 async def test_a_message_the_database_refuses_does_not_fail_the_others_in_its_batch(
-    rooms: tuple[RoomManager, MemoryBroker],
+    rooms: Rooms,
 ) -> None:
-    manager, _ = rooms
+    manager = rooms.manager
     connection = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
     async with manager.join(connection):
         # Submitted in one turn, so the writer stores them in one transaction; the author
         # of the second does not exist (deleted after connecting): a foreign-key error.
-        first = manager.submit("lobby", draft("before"))
-        orphan = manager.submit("lobby", store.Draft(999, "ghost", "from a deleted user"))
-        last = manager.submit("other", draft("another room"))
+        first = rooms.writer.submit("lobby", draft("before"))
+        orphan = rooms.writer.submit("lobby", store.Draft(999, "ghost", "from a deleted user"))
+        last = rooms.writer.submit("other", draft("another room"))
         stored = await asyncio.wait_for(asyncio.gather(first, last), TIMEOUT)
         with pytest.raises(StoreUnavailableError):
             await asyncio.wait_for(orphan, TIMEOUT)
@@ -145,57 +165,13 @@ async def test_a_message_the_database_refuses_does_not_fail_the_others_in_its_ba
     assert [m["text"] for m in received] == ["before"]
 
 
-def inject_gap(broker: MemoryBroker, room: str) -> None:
-    """What the Redis broker yields after it lost payloads (the memory broker never does)."""
-    for subscription in broker._subscribers[room]:
-        subscription.queue.put_nowait(GAP)  # type: ignore[arg-type]
-
-
-async def test_more_missed_than_the_catch_up_limit_reconnects_the_room_with_1012(
-    rooms: tuple[RoomManager, MemoryBroker],
-    sessions: async_sessionmaker[AsyncSession],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    manager, broker = rooms
-    monkeypatch.setattr(manager_module, "CATCH_UP_LIMIT", 3)
-    connection = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
-    async with manager.join(connection):
-        for n in range(3):
-            await stored_elsewhere(sessions, f"missed {n}")
-        inject_gap(broker, "lobby")
-        close = await asyncio.wait_for(connection.ended, TIMEOUT)
-        assert close == closecodes.close_for(closecodes.SERVICE_RESTART)
-        queued = connection.outbox.take_now()
-        assert [item.message_id for item in queued if item.message_id is not None] == []
-        # The others reconnect with since=; the room itself goes on from the newest id.
-        after = await manager.post("lobby", draft("after the reconnect"))
-        assert after.id > 3
-
-
-async def test_up_to_the_catch_up_limit_missed_is_delivered_not_reconnected(
-    rooms: tuple[RoomManager, MemoryBroker],
-    sessions: async_sessionmaker[AsyncSession],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    manager, broker = rooms
-    monkeypatch.setattr(manager_module, "CATCH_UP_LIMIT", 3)
-    connection = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
-    async with manager.join(connection):
-        for n in range(2):
-            await stored_elsewhere(sessions, f"missed {n}")
-        inject_gap(broker, "lobby")
-        received = await messages(connection, 2)
-        assert not connection.ended.done()
-    assert [m["text"] for m in received] == ["missed 0", "missed 1"]
-
-
 async def test_a_failed_listener_closes_its_sockets_with_1011_and_is_logged(
-    rooms: tuple[RoomManager, MemoryBroker],
+    rooms: Rooms,
     message_store: MessageStore,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    manager, broker = rooms
+    manager, broker = rooms.manager, rooms.broker
     connection = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
     async with manager.join(connection):
 
@@ -203,7 +179,8 @@ async def test_a_failed_listener_closes_its_sockets_with_1011_and_is_logged(
             raise RuntimeError("the store lost its mind")
 
         monkeypatch.setattr(message_store, "list_messages", broken)
-        inject_gap(broker, "lobby")  # the listener's catch-up now fails
+        for subscription in broker._subscribers["lobby"]:  # the listener's catch-up now fails
+            subscription.queue.put_nowait(GAP)  # type: ignore[arg-type]
         close = await asyncio.wait_for(connection.ended, TIMEOUT)
     assert close == closecodes.close_for(closecodes.INTERNAL_ERROR)
     assert "room listener failed" in caplog.text
@@ -211,16 +188,16 @@ async def test_a_failed_listener_closes_its_sockets_with_1011_and_is_logged(
     monkeypatch.undo()
     again = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
     async with manager.join(again):
-        await manager.post("lobby", draft("the room goes on"))
+        await rooms.post("lobby", draft("the room goes on"))
         assert [m["text"] for m in await messages(again, 1)] == ["the room goes on"]
 
 
 async def test_a_message_both_replayed_and_delivered_live_reaches_the_socket_once(
-    rooms: tuple[RoomManager, MemoryBroker],
+    rooms: Rooms,
 ) -> None:
     """Posted after the socket joined but before its replay was read: the replay has it,
     and so does the outbox. The outbox's copy is skipped; what follows is delivered."""
-    manager, _ = rooms
+    manager = rooms.manager
     connection = Connection(user="alice", room="lobby", queue_bytes=1_000_000)
     sent: list[dict[str, Any]] = []
     after_sent = asyncio.Event()
@@ -232,16 +209,16 @@ async def test_a_message_both_replayed_and_delivered_live_reaches_the_socket_onc
             after_sent.set()
 
     async with manager.join(connection):
-        overlap = await manager.post("lobby", draft("in both"))
+        overlap = await rooms.post("lobby", draft("in both"))
         # Queued live, after the socket's own join event.
         await eventually(lambda: len(connection.outbox) == 2, TIMEOUT)
         replay = await manager.replay("lobby", since=0, limit=50, max_chars=1_000_000)
         assert [json.loads(m)["id"] for m in replay.messages] == [overlap.id]  # and replayed
         assert replay.latest == overlap.id
         connection.start_sending(
-            replayed_up_to=replay.latest, sink=None, send=send, metrics=manager.metrics
+            replayed_up_to=replay.latest, sink=None, send=send, metrics=rooms.metrics
         )
-        await manager.post("lobby", draft("after"))
+        await rooms.post("lobby", draft("after"))
         await asyncio.wait_for(after_sent.wait(), TIMEOUT)
         await connection.stop_sending()
     # The queued copy would have gone out first, ahead of "after".
@@ -249,22 +226,21 @@ async def test_a_message_both_replayed_and_delivered_live_reaches_the_socket_onc
 
 
 async def test_posts_queued_at_shutdown_are_stored_before_it_ends(
-    rooms: tuple[RoomManager, MemoryBroker], message_store: MessageStore
+    rooms: Rooms, message_store: MessageStore
 ) -> None:
-    manager, _ = rooms
-    queued = [manager.submit("lobby", draft(f"queued {n}")) for n in range(5)]
-    await manager.close()
+    queued = [rooms.writer.submit("lobby", draft(f"queued {n}")) for n in range(5)]
+    await rooms.writer.close()
     assert all(post.done() and not post.exception() for post in queued)
     stored = await message_store.list_messages(room="lobby", limit=10)
     assert [m.text for m in stored] == [f"queued {n}" for n in range(5)]
 
 
 async def test_a_writer_bug_fails_its_batch_instead_of_leaving_it_waiting(
-    rooms: tuple[RoomManager, MemoryBroker],
+    rooms: Rooms,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    manager, broker = rooms
+    broker = rooms.broker
     real_publish = broker.publish
 
     async def buggy_publish(channel: str, payload: str) -> None:
@@ -273,7 +249,7 @@ async def test_a_writer_bug_fails_its_batch_instead_of_leaving_it_waiting(
 
     monkeypatch.setattr(broker, "publish", buggy_publish)
     with pytest.raises(StoreUnavailableError):
-        await asyncio.wait_for(manager.post("lobby", draft("hit by the bug")), TIMEOUT)
+        await asyncio.wait_for(rooms.post("lobby", draft("hit by the bug")), TIMEOUT)
     assert "the message writer failed" in caplog.text
-    after = await asyncio.wait_for(manager.post("lobby", draft("the writer goes on")), TIMEOUT)
+    after = await asyncio.wait_for(rooms.post("lobby", draft("the writer goes on")), TIMEOUT)
     assert after.text == "the writer goes on"

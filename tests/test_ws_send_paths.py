@@ -13,7 +13,8 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from roomchat.realtime.sink import frame_sink, text_frame
-from roomchat.server.ws_protocol import RoomchatWebSocketProtocol, TransportSink
+from roomchat.server.transport_sink import TransportSink
+from roomchat.server.ws_protocol import RoomchatWebSocketProtocol
 from tests.conftest import live_token
 from tests.live import SEND_PATHS, LiveServer
 from tests.wsclient import join, open_socket, recv, recv_messages, recv_type, room_url

@@ -25,9 +25,11 @@ from roomchat.limits.throttle import create_limits
 from roomchat.limits.users import create_user_limits
 from roomchat.ops.headers import SecurityHeaders
 from roomchat.ops.logs import install_redaction
+from roomchat.ops.metrics import Metrics
 from roomchat.realtime.backend import create_backend
 from roomchat.realtime.broker import BrokerUnavailableError
 from roomchat.realtime.manager import RoomManager
+from roomchat.realtime.writer import MessageWriter
 from roomchat.server.routing import ServeSocketsFirst
 from roomchat.server.tuning import settled_garbage_collector
 from roomchat.services import Services
@@ -67,14 +69,17 @@ def create_app(
         broker, presence = create_backend(settings)
         limits = create_limits(settings, clock=clock)
         user_limits = create_user_limits(settings, clock=clock)
+        metrics = Metrics()
         room_manager = RoomManager(
             broker=broker,
             presence=presence,
             store=message_store,
+            metrics=metrics,
             linger=settings.presence_linger_seconds,
         )
+        writer = MessageWriter(broker=broker, store=message_store, metrics=metrics)
         if isinstance(message_store, SQLiteStore):
-            failed = room_manager.metrics.backend_errors.labels("checkpoint")
+            failed = metrics.backend_errors.labels("checkpoint")
             message_store.checkpointer.on_error = failed.inc
         known_users = KnownUsers(message_store)
         services = Services(
@@ -85,6 +90,8 @@ def create_app(
             hasher=hasher,
             known_users=known_users,
             rooms=room_manager,
+            writer=writer,
+            metrics=metrics,
             user_limits=user_limits,
             login_throttle=limits.login_throttle,
             registration_throttle=limits.registration_throttle,
@@ -104,6 +111,7 @@ def create_app(
             tuned.close()
             await account_watch.close()
             await room_manager.close()
+            await writer.close()
             await broker.close()
             await presence.close()
             await limits.close()

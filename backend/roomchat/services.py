@@ -11,7 +11,9 @@ from roomchat.accounts.security import PasswordHasher
 from roomchat.config import Settings
 from roomchat.limits.throttle import LoginThrottle, RegistrationThrottle
 from roomchat.limits.users import UserLimits
+from roomchat.ops.metrics import Metrics
 from roomchat.realtime.manager import RoomManager
+from roomchat.realtime.writer import MessageWriter
 
 
 @dataclass(slots=True)
@@ -23,6 +25,8 @@ class Services:
     hasher: PasswordHasher
     known_users: KnownUsers
     rooms: RoomManager
+    writer: MessageWriter
+    metrics: Metrics
     user_limits: UserLimits
     login_throttle: LoginThrottle
     registration_throttle: RegistrationThrottle

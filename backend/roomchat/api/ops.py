@@ -50,4 +50,4 @@ async def metrics(
                 detail="a valid metrics token is required",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-    return Response(services.rooms.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)

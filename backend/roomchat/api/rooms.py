@@ -22,7 +22,7 @@ from roomchat.api.schemas import (
 )
 from roomchat.realtime import events
 from roomchat.realtime.frames import FrameError, check_text, excerpt
-from roomchat.realtime.writer import StoreUnavailableError
+from roomchat.realtime.writer import ChatUnavailableError
 from roomchat.services import Services
 
 router = APIRouter(prefix="/api/rooms", tags=["rooms"], responses=NOT_LOGGED_IN)
@@ -86,15 +86,15 @@ async def post_message(
         error = {"type": checked.code, "loc": ("body", "text"), "msg": checked.detail}
         raise RequestValidationError([{**error, "input": excerpt(body.text)}])
     if not await services.user_limits.messages.allow(user.user_id):
-        services.rooms.metrics.rate_limited.labels("http").inc()
+        services.metrics.rate_limited.labels("http").inc()
         retry_after = str(max(1, round(1 / services.settings.messages_per_second)))
         raise HTTPException(429, detail="too many messages", headers={"Retry-After": retry_after})
     if await services.rooms.is_new(room):
         await take_new_room(services, user.user_id)
     draft = store.Draft(user.user_id, user.username, checked.text)
     try:
-        message = await services.rooms.post(room, draft)
-    except StoreUnavailableError as exc:
+        message = await services.writer.submit(room, draft)
+    except ChatUnavailableError as exc:
         retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         raise HTTPException(503, detail=str(exc), headers=retry) from None
     return MessageOut(**events.message_dict(message))

@@ -6,19 +6,24 @@ Sockets reach ``ROUTE`` in front of FastAPI (``server.routing.ServeSocketsFirst`
 from __future__ import annotations
 
 import logging
+import re
 
 from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+from roomchat.accounts.service import Principal, authenticate
+from roomchat.api.schemas import ROOM_PATTERN
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.connection import Connection
-from roomchat.realtime.handshake import Admission, HandshakeRefusedError, admit
+from roomchat.realtime.handshake import Admission, Gate, HandshakeRefusedError, admit
 from roomchat.realtime.session import SocketSession, close_socket
 from roomchat.realtime.sink import RAW_SEND, frame_sink, text_frame
 from roomchat.services import Services
 
 log = logging.getLogger(__name__)
+
+_ROOM = re.compile(ROOM_PATTERN)
 
 
 async def room_socket(websocket: WebSocket) -> None:
@@ -27,9 +32,9 @@ async def room_socket(websocket: WebSocket) -> None:
     # 1. Check the room, origin, token and since, and claim one of the user's sockets,
     #    before accepting: refusals are HTTP answers.
     try:
-        admission = await admit(websocket, room, services)
+        admission = await admit(websocket, room, gate(services))
     except HandshakeRefusedError as refusal:
-        services.rooms.metrics.refused(refusal.status_code)
+        services.metrics.refused(refusal.status_code)
         log.info("handshake refused", extra={"status": refusal.status_code, "room": room})
         await refuse(websocket, refusal)
         return
@@ -37,6 +42,24 @@ async def room_socket(websocket: WebSocket) -> None:
         await serve(websocket, room, admission, services)
     finally:
         await services.rooms.release_socket(admission.principal.username)
+
+
+def gate(services: Services) -> Gate:
+    """What a handshake is checked against, from the app-wide objects."""
+
+    async def authenticate_token(token: str | None) -> Principal:
+        return await authenticate(services, token)
+
+    settings = services.settings
+    return Gate(
+        room_pattern=_ROOM,
+        allowed_origins=settings.allowed_origins,
+        authenticate=authenticate_token,
+        rooms=services.rooms,
+        new_rooms=services.user_limits.new_rooms,
+        rooms_per_user=settings.rooms_per_user,
+        max_sockets_per_user=settings.max_sockets_per_user,
+    )
 
 
 async def serve(websocket: WebSocket, room: str, admission: Admission, services: Services) -> None:
@@ -68,6 +91,8 @@ async def serve(websocket: WebSocket, room: str, admission: Admission, services:
             connection=connection,
             principal=admission.principal,
             rooms=services.rooms,
+            writer=services.writer,
+            metrics=services.metrics,
             limits=services.user_limits,
             settings=settings,
             replayed_up_to=replay.latest,
@@ -76,7 +101,7 @@ async def serve(websocket: WebSocket, room: str, admission: Admission, services:
     # 5. Out of the room (its leave follows unless it is back soon), then close if the server
     #    ends it; the claim on one of the user's sockets is released after that.
     if close is not None:
-        services.rooms.metrics.closed(close.code)
+        services.metrics.closed(close.code)
         log.info("closing socket", extra={"code": close.code, "room": room, "user": user})
         await close_socket(websocket, close)
 

@@ -26,6 +26,7 @@ from roomchat.ops.metrics import Metrics
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.outbox import Outbox
 from roomchat.realtime.sink import FrameSink, text_frame
+from roomchat.realtime.tasks import spawn
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class Connection:
             self.drop(closecodes.TRY_AGAIN_LATER)
             return False
         if sink is not None and self._sender is None:
-            self._sender = asyncio.create_task(self._flush(sink))
+            self._sender = spawn(self._flush(sink), name="roomchat-socket-flush")
         return False
 
     def drop(self, code: int) -> None:
@@ -104,7 +105,7 @@ class Connection:
         self._metrics = metrics
         self._sink = sink
         if sink is None:
-            self._sender = asyncio.create_task(self._write(send))
+            self._sender = spawn(self._write(send), name="roomchat-socket-writer")
         for item in self.outbox.take_now():  # what queued during the replay, offered anew
             self.offer(item)
 
@@ -130,6 +131,9 @@ class Connection:
                     sent += item.message_id is not None
                     outbox.pop_first(item.size)
                 self._metrics.delivered(sent, waited_since)
+        except Exception:
+            log.exception("flushing a socket's outbox failed")
+            self.end(closecodes.SERVER_ERROR)
         finally:
             if self._sender is asyncio.current_task():
                 self._sender = None

@@ -1,8 +1,9 @@
 """The one serialized form of every server event: JSON text, encoded once per event.
 
-The same string goes through the broker (memory or Redis) and, unchanged, to every
-socket of the room. Keys come in a fixed order, so a message event can be recognised and
-its id read from the prefix without decoding the whole frame again.
+The same string goes through the broker (memory or Redis, inside a ``room_payload``)
+and, unchanged, to every socket of the room. Keys come in a fixed order, so a message
+event can be recognised and its id read from the prefix without decoding the whole frame
+again.
 """
 
 from __future__ import annotations
@@ -37,18 +38,19 @@ def message_event(message: Message) -> str:
     return encode({"type": "message", **message_dict(message)})
 
 
-def published_message(message: Message, previous_id: int) -> str:
-    """What goes through the broker for a message: ``"<previous id>|<message event>"``.
+def room_payload(frame: str, previous_id: int | None = None) -> str:
+    """What a room's channel carries (the one encoding of a broker payload): the frame
+    itself, or for a message ``"<previous id>|<message event>"``.
 
     ``previous_id`` is the id of the message stored just before it in the same room (0 for
     the first), so a listener can tell when one went missing and fetch it from the store.
-    Every other event is published as the frame itself, which starts with ``{``.
+    A frame starts with ``{``, so the two cannot be confused.
     """
-    return f"{previous_id}|{message_event(message)}"
+    return frame if previous_id is None else f"{previous_id}|{frame}"
 
 
-def unwrap(payload: str) -> tuple[int | None, str]:
-    """``(previous id, frame)`` for a published message; ``(None, frame)`` for the rest."""
+def read_room_payload(payload: str) -> tuple[int | None, str]:
+    """``(previous id, frame)`` of a ``room_payload``: ``(None, frame)`` for all but messages."""
     if payload.startswith("{"):
         return None, payload
     previous, _, frame = payload.partition("|")

@@ -1,17 +1,12 @@
-"""The room manager: which sockets are in which room, presence, and routing events.
+"""The room manager: membership. Who is in which room on this worker, their presence
+(announced on join, lingering after leave), and one ``RoomListener`` per room with
+sockets here.
 
 Every event a room receives comes through the broker, even in one process, so one worker
-behaves exactly like many: ``post`` stores a message, then publishes it; a listener per
-room (subscribed while the room has local sockets) hands each event to each local
-socket's bounded queue. No socket can hold up the others: a full queue drops that socket.
-
-Order and completeness come from the store, not from the broker: a room's messages are
-stored one batch at a time in id order (on every worker), each published with the id of
-the message before it. A listener delivers ids ascending only; when a message arrives
-whose predecessor it has not delivered (published late by another worker, or lost while
-Redis was away), or the broker reports a gap, it first fetches what it missed from the
-store. So every member on every worker sees the same messages in the same order, and a
-reconnect with ``since=`` stays exact.
+behaves exactly like many: the writer (``realtime.writer``) stores a message, then
+publishes it; the room's listener (``realtime.listener``) hands each event, in order, to
+each local socket's bounded outbox. No socket can hold up the others: a full outbox drops
+that socket.
 """
 
 from __future__ import annotations
@@ -19,40 +14,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from roomchat import store
 from roomchat.ops.metrics import Metrics
 from roomchat.realtime import closecodes, events
-from roomchat.realtime.broker import Broker, BrokerUnavailableError, Gap, Presence
-from roomchat.realtime.connection import Connection, Outgoing
+from roomchat.realtime.broker import Broker, BrokerUnavailableError, Presence
+from roomchat.realtime.connection import Connection
 from roomchat.realtime.keyedlock import KeyedLock
-from roomchat.realtime.writer import MessageWriter
+from roomchat.realtime.listener import RoomListener
+from roomchat.realtime.replay import Replay, replay
+from roomchat.realtime.tasks import spawn
 from roomchat.store.messages import MessageStore
-from roomchat.store.schema import Message
 
 log = logging.getLogger(__name__)
-
-
-#: Most messages a listener fetches to fill a gap; past that its sockets reconnect (1012).
-CATCH_UP_LIMIT = 1000
-
-
-#: Messages a history replay reads from the store at a time.
-REPLAY_PAGE = 100
-
-
-@dataclass(frozen=True, slots=True)
-class Replay:
-    """A joining socket's history frame: its messages, encoded, and where live events
-    take over (``latest``); ``more``: recovery left out messages up to ``latest``."""
-
-    messages: list[str]
-    latest: int
-    more: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +39,6 @@ class _Lingering:
     task: asyncio.Task[None]
 
 
-@dataclass(eq=False)
-class _Cursor:
-    """The newest message id a room's listener has delivered."""
-
-    last: int
-
-
 class RoomManager:
     def __init__(
         self,
@@ -77,17 +46,16 @@ class RoomManager:
         broker: Broker,
         presence: Presence,
         store: MessageStore,
-        metrics: Metrics | None = None,
+        metrics: Metrics,
         linger: float = 0.0,
     ) -> None:
-        self.metrics = metrics or Metrics()
-        self.metrics.watch(self.local_counts)
+        metrics.watch(self.local_counts)
+        self._metrics = metrics
         self._broker = broker
         self._presence = presence
         self._store = store
         self._local: dict[str, set[Connection]] = {}
-        self._listeners: dict[str, asyncio.Task[None]] = {}
-        self._cursors: dict[str, _Cursor] = {}
+        self._listeners: dict[str, RoomListener] = {}
         self._membership = KeyedLock()
         self._linger = linger
         #: (room, user) -> the presence a user's last socket here left, kept a moment
@@ -95,9 +63,8 @@ class RoomManager:
         self._leaving: set[asyncio.Task[None]] = set()
         self._newest_lookups: dict[str, asyncio.Future[int]] = {}
         self._closing = False
-        self._writer = MessageWriter(broker=broker, store=store, metrics=self.metrics)
 
-    # -- membership -------------------------------------------------------------------
+    # -- sockets per user -------------------------------------------------------------
 
     async def claim_socket(self, user: str, limit: int) -> bool:
         """Count a socket of ``user`` about to open; False when they already have ``limit``
@@ -106,6 +73,8 @@ class RoomManager:
 
     async def release_socket(self, user: str) -> None:
         await self._presence.release_socket(user)
+
+    # -- membership -------------------------------------------------------------------
 
     @asynccontextmanager
     async def join(self, connection: Connection) -> AsyncIterator[None]:
@@ -137,7 +106,7 @@ class RoomManager:
         others_here = any(c.user == user for c in self._local.get(room, ()))
         linger = self._linger > 0 and not self._closing
         if linger and not others_here and (room, user) not in self._lingering:
-            task = asyncio.create_task(self._linger_then_leave(room, user, connection.id))
+            task = spawn(self._linger_then_leave(room, user, connection.id), name="roomchat-leave")
             self._lingering[(room, user)] = _Lingering(connection.id, task)
             self._leaving.add(task)  # held until done: the loop keeps only weak references
             task.add_done_callback(self._leaving.discard)
@@ -156,13 +125,26 @@ class RoomManager:
     async def _attach(self, connection: Connection) -> None:
         room = connection.room
         async with self._membership.hold(room):
-            if room not in self._listeners:
-                subscribed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-                self._listeners[room] = asyncio.create_task(
-                    self._listen(room, subscribed), name=f"roomchat-listener-{room}"
+            members = self._local.setdefault(room, set())
+            listener = self._listeners.get(room)
+            if listener is None or listener.failed:
+                listener = RoomListener(
+                    room,
+                    members=members,
+                    broker=self._broker,
+                    store=self._store,
+                    metrics=self._metrics,
                 )
-                await subscribed
-            self._local.setdefault(room, set()).add(connection)
+                self._listeners[room] = listener
+                try:
+                    await listener.start()
+                except BaseException:
+                    if not members:  # no room here after all
+                        self._local.pop(room, None)
+                        self._listeners.pop(room, None)
+                        await listener.stop()
+                    raise
+            members.add(connection)
 
     async def _detach(self, connection: Connection) -> None:
         room = connection.room
@@ -174,78 +156,20 @@ class RoomManager:
             self._local.pop(room, None)
             listener = self._listeners.pop(room, None)
             if listener is not None:
-                listener.cancel()
-                await asyncio.gather(listener, return_exceptions=True)
+                await listener.stop()
 
-    async def _listen(self, room: str, subscribed: asyncio.Future[None]) -> None:
-        try:
-            async with self._broker.subscribe(room) as subscription:
-                cursor = _Cursor(await self._store.latest_message_id(room=room))
-                self._cursors[room] = cursor
-                subscribed.set_result(None)
-                async for payload in subscription:
-                    if isinstance(payload, Gap):
-                        await self._catch_up(room, cursor)
-                    else:
-                        await self._route(room, cursor, payload)
-        except asyncio.CancelledError:
-            self._cursors.pop(room, None)
-            raise
-        except Exception as exc:
-            # No listener dies silently: its sockets close with 1011 and reconnect.
-            log.exception("room listener failed; closing its sockets", extra={"room": room})
-            self.metrics.backend_errors.labels("listener").inc()
-            if not subscribed.done():
-                subscribed.set_exception(exc)
-            self._listeners.pop(room, None)
-            self._cursors.pop(room, None)
-            self._drop_all(room, closecodes.INTERNAL_ERROR)
-
-    async def _route(self, room: str, cursor: _Cursor, payload: str) -> None:
-        previous_id, frame = events.unwrap(payload)
-        if previous_id is None:
-            self._fan_out(room, frame)
-            return
-        message_id = events.message_id(frame)
-        if message_id is None or message_id <= cursor.last:
-            return  # already delivered: published late, or fetched in a catch-up
-        if previous_id > cursor.last:
-            await self._catch_up(room, cursor)  # the one before it never came: fetch it
-            if message_id <= cursor.last:
-                return
-        self._fan_out(room, frame)
-        cursor.last = message_id
-
-    async def _catch_up(self, room: str, cursor: _Cursor) -> None:
-        """Deliver from the store what this room's sockets may have missed."""
-        missed = await self._store.list_messages(room=room, after=cursor.last, limit=CATCH_UP_LIMIT)
-        if len(missed) == CATCH_UP_LIMIT:
-            # Too much for the sockets' queues: let each reconnect with since=.
-            cursor.last = await self._store.latest_message_id(room=room)
-            log.warning("room %s missed over %d messages; reconnecting it", room, len(missed))
-            self._drop_all(room, closecodes.SERVICE_RESTART)
-            return
-        for message in missed:
-            self._fan_out(room, events.message_event(message))
-            cursor.last = message.id
-
-    def _fan_out(self, room: str, frame: str) -> None:
-        item = Outgoing.of(frame)  # built once, shared by every socket
-        sent = 0
-        for connection in tuple(self._local.get(room, ())):
-            sent += connection.offer(item)
-        if item.message_id is not None:
-            self.metrics.delivered(sent, time.monotonic())
-
-    def _drop_all(self, room: str, code: int) -> None:
-        for connection in tuple(self._local.get(room, ())):
-            connection.drop(code)
+    def _delivered_up_to(self, room: str) -> int | None:
+        """The newest id the room's listener here has delivered (None: no listener)."""
+        listener = self._listeners.get(room)
+        return None if listener is None else listener.delivered_up_to
 
     def local_counts(self) -> tuple[int, int, int]:
         """Sockets, rooms and members (users per room, summed) in this process."""
         sockets = sum(len(connections) for connections in self._local.values())
         members = sum(len({c.user for c in connections}) for connections in self._local.values())
         return sockets, len(self._local), members
+
+    # -- for handshakes and joining sockets -------------------------------------------
 
     async def members(self, room: str) -> list[str]:
         return await self._presence.members(room)
@@ -264,8 +188,8 @@ class RoomManager:
     async def has_issued(self, room: str, message_id: int) -> bool:
         """Whether the room's newest message id is at least ``message_id`` (a ``since``
         beyond it would mute the socket): the listener's cursor says so without a query."""
-        cursor = self._cursors.get(room)
-        if cursor is not None and cursor.last >= message_id:
+        delivered = self._delivered_up_to(room)
+        if delivered is not None and delivered >= message_id:
             return True
         if await self._newest_stored(room) >= message_id:
             return True
@@ -284,70 +208,14 @@ class RoomManager:
         return await asyncio.shield(lookup)
 
     async def replay(self, room: str, *, since: int | None, limit: int, max_chars: int) -> Replay:
-        """For a joining socket (already attached): its history frame's messages.
-
-        The last ``limit`` messages, or with ``since`` the first ``limit`` after it; in
-        either case no more than about ``max_chars`` of JSON (always at least one
-        message). They are read a page at a time and each is encoded once, so a big room
-        is never in memory whole.
-
-        ``latest`` is the newest message the socket knows of: the room listener's cursor,
-        or the newest replayed if the store is ahead of it. Anything newer is on its way
-        to the socket's outbox; when the listener says there is nothing to replay (an
-        empty room, a client up to date), the store is not asked.
-        """
-        cursor = self._cursors.get(room)
-        known = cursor.last if cursor else await self._store.latest_message_id(room=room)
-        if known <= (since if since is not None else 0):
-            return Replay([], max(known, since or 0), more=False)
-        if since is None:
-            messages, last = await self._newest(room, limit=limit, max_chars=max_chars)
-            return Replay(messages, max(known, last), more=False)
-        messages, last, stopped_short = await self._after(
-            room, since, limit=limit, max_chars=max_chars
+        """For a joining socket (already attached): its history frame's messages
+        (``realtime.replay``), up to where its room's listener has delivered."""
+        known = self._delivered_up_to(room)
+        if known is None:
+            known = await self._store.latest_message_id(room=room)
+        return await replay(
+            self._store, room, known=known, since=since, limit=limit, max_chars=max_chars
         )
-        latest = max(known, last)
-        return Replay(messages, latest, more=stopped_short and last < latest)
-
-    async def _newest(self, room: str, *, limit: int, max_chars: int) -> tuple[list[str], int]:
-        """The room's last messages, encoded, oldest first; and the newest id (0: none)."""
-        newest_first: list[str] = []
-        size, before, newest = 0, None, 0
-        while len(newest_first) < limit:
-            wanted = min(REPLAY_PAGE, limit - len(newest_first))
-            page = await self._store.list_messages(room=room, limit=wanted, before=before)
-            if page and not newest:
-                newest = page[-1].id
-            for message in reversed(page):
-                encoded = events.message_json(message)
-                if newest_first and size + len(encoded) > max_chars:
-                    return newest_first[::-1], newest
-                newest_first.append(encoded)
-                size += len(encoded)
-            if len(page) < wanted:
-                break
-            before = page[0].id
-        return newest_first[::-1], newest
-
-    async def _after(
-        self, room: str, since: int, *, limit: int, max_chars: int
-    ) -> tuple[list[str], int, bool]:
-        """The first messages after ``since``, encoded; the last id among them (or
-        ``since``); and whether messages after that were left out."""
-        messages: list[str] = []
-        size, last = 0, since
-        while True:
-            wanted = min(REPLAY_PAGE, limit - len(messages) + 1)  # one more: is there more?
-            page = await self._store.list_messages(room=room, limit=wanted, after=last)
-            for message in page:
-                encoded = events.message_json(message)
-                if len(messages) == limit or (messages and size + len(encoded) > max_chars):
-                    return messages, last, True
-                messages.append(encoded)
-                size += len(encoded)
-                last = message.id
-            if len(page) < wanted:
-                return messages, last, False
 
     async def members_for_socket(self, room: str) -> list[str]:
         """For a joining socket's presence frame: everyone, or, while the backend is away,
@@ -365,7 +233,7 @@ class RoomManager:
         """False while the broker reconnects (readiness)."""
         return self._broker.connected
 
-    # -- events -----------------------------------------------------------------------
+    # -- passing events ---------------------------------------------------------------
 
     async def typing(self, room: str, user: str) -> None:
         await self._announce(room, events.typing_event(room, user))
@@ -373,19 +241,11 @@ class RoomManager:
     async def _announce(self, room: str, event: str) -> None:
         """Publish a passing event (join, leave, typing): lost, not fatal, while away."""
         try:
-            await self._broker.publish(room, event)
+            await self._broker.publish(room, events.room_payload(event))
         except BrokerUnavailableError as exc:
             log.info("event not published: %s", exc)
 
-    def submit(self, room: str, draft: store.Draft) -> asyncio.Future[Message]:
-        """Queue a message to store and publish; see ``MessageWriter.submit``."""
-        return self._writer.submit(room, draft)
-
-    async def post(self, room: str, draft: store.Draft) -> Message:
-        """Store and publish a message; return it once stored and handed over."""
-        return await self._writer.submit(room, draft)
-
-    # -- accounts (account_watch.py) ---------------------------------------------------
+    # -- accounts (accounts/watch.py) -------------------------------------------------
 
     def local_users(self) -> set[str]:
         """The users with a socket in this process."""
@@ -412,8 +272,6 @@ class RoomManager:
         for task in self._leaving:
             task.cancel()
         self._lingering.clear()
-        await self._writer.close()
         listeners = list(self._listeners.values())
-        for listener in listeners:
-            listener.cancel()
-        await asyncio.gather(*listeners, return_exceptions=True)
+        self._listeners.clear()
+        await asyncio.gather(*(listener.stop() for listener in listeners))

@@ -21,13 +21,14 @@ from roomchat import store
 from roomchat.accounts.service import Principal
 from roomchat.config import Settings
 from roomchat.limits.users import UserLimits
+from roomchat.ops.metrics import Metrics
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.connection import Connection, Outgoing
 from roomchat.realtime.frames import ChatMessage, FrameError, Typing, parse_frame
 from roomchat.realtime.manager import RoomManager
 from roomchat.realtime.sink import CLOSE_TIMEOUT_SECONDS, frame_sink
 from roomchat.realtime.strikes import Strikes
-from roomchat.realtime.writer import StoreUnavailableError
+from roomchat.realtime.writer import ChatUnavailableError, MessageWriter
 from roomchat.store.schema import Message
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class SocketSession:
         connection: Connection,
         principal: Principal,
         rooms: RoomManager,
+        writer: MessageWriter,
+        metrics: Metrics,
         limits: UserLimits,
         settings: Settings,
         replayed_up_to: int,
@@ -53,6 +56,8 @@ class SocketSession:
         self._connection = connection
         self._principal = principal
         self._rooms = rooms
+        self._writer = writer
+        self._metrics = metrics
         self._settings = settings
         self._replayed_up_to = replayed_up_to
         self._messages = limits.messages  # the user's, shared by their sockets and HTTP
@@ -78,7 +83,7 @@ class SocketSession:
             replayed_up_to=self._replayed_up_to,
             sink=frame_sink(self._websocket.scope),
             send=self._send,
-            metrics=self._rooms.metrics,
+            metrics=self._metrics,
         )
         try:
             close = await self._read()
@@ -122,7 +127,7 @@ class SocketSession:
                 await self._rooms.typing(self._connection.room, self._principal.username)
             return not tolerated
         if not await self._messages.allow(self._principal.user_id):
-            self._rooms.metrics.rate_limited.labels("socket").inc()
+            self._metrics.rate_limited.labels("socket").inc()
             return self._refuse("rate_limited", "slow down: too many messages")
         await self._post(frame)
         return False
@@ -142,8 +147,8 @@ class SocketSession:
         """
         draft = store.Draft(self._principal.user_id, self._principal.username, frame.text)
         try:
-            stored = self._rooms.submit(self._connection.room, draft)
-        except StoreUnavailableError as exc:
+            stored = self._writer.submit(self._connection.room, draft)
+        except ChatUnavailableError as exc:
             self._reply_error(exc.code, str(exc))
             return
         self._in_flight.add(stored)
@@ -154,7 +159,7 @@ class SocketSession:
     def _after_store(self, stored: asyncio.Future[Message]) -> None:
         self._in_flight.discard(stored)
         error = None if stored.cancelled() else stored.exception()
-        if isinstance(error, StoreUnavailableError):
+        if isinstance(error, ChatUnavailableError):
             self._connection.offer(Outgoing.of(events.error_event(error.code, str(error))))
         elif error is not None:
             log.error("storing a message failed", exc_info=error)

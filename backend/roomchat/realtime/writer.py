@@ -4,6 +4,8 @@ One writer per process takes everything posted while it was busy, from every roo
 stores it in one transaction (a group commit); then it publishes each room's messages in id
 order, each naming the message before it, and only then tells the senders. A sender can
 keep posting meanwhile: its posts wait in line and go into the next transaction.
+
+``submit`` is the one way in, for sockets and HTTP alike.
 """
 
 from __future__ import annotations
@@ -16,19 +18,26 @@ from roomchat import store
 from roomchat.ops.metrics import Metrics
 from roomchat.realtime import events
 from roomchat.realtime.broker import Broker, BrokerUnavailableError
+from roomchat.realtime.tasks import spawn
 from roomchat.store.messages import MessageStore
 from roomchat.store.schema import Message
 
 log = logging.getLogger(__name__)
 
 
-class StoreUnavailableError(Exception):
+class ChatUnavailableError(Exception):
+    """A message was not delivered; a socket hears ``code`` in an error frame, HTTP a 503."""
+
+    code: str
+
+
+class StoreUnavailableError(ChatUnavailableError):
     """The message could not be stored, so it was not delivered."""
 
     code = "store_unavailable"
 
 
-class BackendUnavailableError(StoreUnavailableError):
+class BackendUnavailableError(ChatUnavailableError):
     """The shared backend (Redis) is away: the message was refused, not stored."""
 
     code = "unavailable"
@@ -63,7 +72,8 @@ class MessageWriter:
         post = _Post(room, draft, asyncio.get_running_loop().create_future())
         self._pending.append(post)
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="roomchat-writer")
+            failed = self._metrics.backend_errors.labels("writer").inc
+            self._task = spawn(self._run(), name="roomchat-writer", on_failure=failed)
         return post.stored
 
     async def _run(self) -> None:
@@ -111,7 +121,8 @@ class MessageWriter:
         previous_id = batch.previous_id
         for message in batch.messages:
             try:
-                await self._broker.publish(room, events.published_message(message, previous_id))
+                payload = events.room_payload(events.message_event(message), previous_id)
+                await self._broker.publish(room, payload)
             except BrokerUnavailableError as exc:
                 # Stored, so not lost: listeners fetch it when the broker is back (a gap)
                 # or when the next message names it as its predecessor.

@@ -30,6 +30,7 @@ from roomchat.ops.redis import REDIS_ERRORS, redis_client
 from roomchat.realtime import events
 from roomchat.realtime.broker.base import BrokerUnavailableError
 from roomchat.realtime.broker.redis import room_channel
+from roomchat.realtime.tasks import spawn
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ class RedisPresence:
         self._claim, self._release = register(_COMMON + _CLAIM), register(_COMMON + _RELEASE)
         self._resync_sockets = register(_COMMON + _RESYNC_SOCKETS)
         self._stopping = asyncio.Event()
-        self._task = asyncio.create_task(self._maintain(), name="roomchat-presence")
+        self._task = spawn(self._maintain(), name="roomchat-presence")
 
     async def add(self, room: str, user: str, connection_id: str) -> bool:
         entry = f"{room}\n{user}\n{connection_id}"
@@ -314,5 +315,6 @@ class RedisPresence:
             for index in range(0, len(changes), 3):
                 kind, room, user = changes[index : index + 3]
                 event = events.join_event if kind == "join" else events.leave_event
-                pipe.publish(room_channel(self._prefix, room), event(room, user))
+                payload = events.room_payload(event(room, user))
+                pipe.publish(room_channel(self._prefix, room), payload)
             await pipe.execute()
