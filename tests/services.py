@@ -209,7 +209,7 @@ class PrivatePostgres:
     def start(self) -> None:
         options = (
             f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off"
+            "-c fsync=off"  # written to the OS at commit: survives an immediate stop
         )
         # -l: the server's output goes to a file, not to the pipe ``_run`` reads to its end.
         data, log = str(self.directory / "data"), str(self.directory / "server.log")
