@@ -245,6 +245,24 @@ def two_workers(
 
 
 @pytest.fixture
+def private_postgres() -> Iterator[services.PrivatePostgres]:
+    """A PostgreSQL of this test's own, started and at the latest migration; to stop and
+    start again. Removed at teardown."""
+    require_service(
+        services.PrivatePostgres.available(),
+        "PostgreSQL's server programs (initdb, pg_ctl) are not installed",
+    )
+    server = services.PrivatePostgres()
+    try:
+        server.create()
+        server.start()
+        services.run_sync(lambda: services.migrate(server.url))
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[services.PrivateRedis]:
     """A redis-server of this test's own, to stop and start again; killed at teardown."""
     require_service(services.PrivateRedis.binary is not None, "redis-server is not installed")

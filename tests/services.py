@@ -11,9 +11,11 @@ machine's shared one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -165,6 +167,64 @@ class PrivateRedis:
         self._process.kill()
         self._process.wait(START_TIMEOUT)
         self._process = None
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own on a free port, to stop and start again
+    (as an outage would) without touching the machine's shared one.
+
+    ``initdb`` refuses to run as root, so as root the cluster belongs to ``postgres``
+    (``runuser``); its directory is one ``postgres`` may write to.
+    """
+
+    bin_dir = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="roomchat-pg-"))
+        self._as_owner: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres")
+            self._as_owner = ["runuser", "-u", "postgres", "--"]
+
+    @classmethod
+    def available(cls) -> bool:
+        if cls.bin_dir is None or not (cls.bin_dir / "initdb").exists():
+            return False
+        return os.geteuid() != 0 or shutil.which("runuser") is not None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool: str, *args: str) -> None:
+        assert self.bin_dir is not None
+        command = [*self._as_owner, str(self.bin_dir / tool), *args]
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+    def create(self) -> None:
+        data = str(self.directory / "data")
+        self._run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off"  # written to the OS at commit: survives an immediate stop
+        )
+        # -l: the server's output goes to a file, not to the pipe ``_run`` reads to its end.
+        data, log = str(self.directory / "data"), str(self.directory / "server.log")
+        self._run("pg_ctl", "-D", data, "-l", log, "-o", options, "-w", "start")
+
+    def stop(self) -> None:
+        """Stop it at once (``immediate``): clients see their connections drop."""
+        data = str(self.directory / "data")
+        self._run("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
+
+    def remove(self) -> None:
+        """Stop it if it runs, and delete its files."""
+        with contextlib.suppress(subprocess.CalledProcessError):  # it was not running
+            self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def settings_for(redis_url: str, prefix: str, **extra: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import socket
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -185,6 +186,26 @@ def test_uvicorn_server_lines_are_named_for_what_they_are_and_may_carry_the_pid(
     assert " pid=" not in line
     with_pid = KeyValueFormatter(pid=True).format(started)
     assert f" logger=uvicorn.server pid={os.getpid()} msg=" in with_pid
+
+
+def test_other_libraries_warnings_are_one_redacted_line_too() -> None:
+    """Under roomchat's logging config a warning from any library (here asyncio's logger)
+    goes through the same redacting one-line handler, not Python's bare last resort."""
+    script = (
+        "import logging, logging.config\n"
+        "from roomchat.ops.logs import logging_config\n"
+        "logging.config.dictConfig(logging_config(log_format='keyvalue', log_level='info'))\n"
+        "logging.getLogger('asyncio').warning('lost %s', '/ws/lobby?token=abc.def.ghi')\n"
+        "logging.getLogger('roomchat.test').warning('once')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2, lines  # roomchat's own line is not written twice
+    assert " level=warning logger=asyncio msg=" in lines[0]
+    assert "abc.def.ghi" not in done.stderr
+    assert " logger=roomchat.test msg=once" in lines[1]
 
 
 def test_json_lines_parse_and_keep_no_token() -> None:

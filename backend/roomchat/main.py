@@ -138,6 +138,8 @@ def create_app(
     )
     app.add_exception_handler(BrokerUnavailableError, backend_unavailable)
     app.add_exception_handler(RequestValidationError, errors.validation_failed)
+    for unavailable in errors.DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, errors.database_unavailable)
     app.add_exception_handler(Exception, errors.server_error)
     # Innermost first: sockets are routed off before the body limit (it is HTTP's alone).
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

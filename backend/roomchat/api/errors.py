@@ -9,13 +9,17 @@ Here every string an error carries is cut to a short excerpt, and made safe to e
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+
+log = logging.getLogger(__name__)
 
 #: Characters of a client's input echoed back in a 422, at most (plus an ellipsis).
 EXCERPT_CHARS = 100
@@ -27,6 +31,30 @@ async def validation_failed(_request: Request, exc: Exception) -> JSONResponse:
     """422 with FastAPI's shape (``type``, ``loc``, ``msg``, ``input``, ``ctx``), cut short."""
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     return JSONResponse({"detail": [short_error(error) for error in errors]}, status_code=422)
+
+
+#: What a request meets while the database is away: SQLAlchemy's connection-level errors
+#: (its pool, a dropped connection, SQLite's "database is locked"), and the refused or
+#: reset connection asyncpg raises as is when it cannot connect at all.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    OSError,
+)
+#: Seconds a client is asked to wait before it tries again.
+RETRY_AFTER_SECONDS = 2
+
+
+async def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """503 + ``Retry-After`` while the database is away, as the contract says: not a 500.
+    One warning line (no traceback: it is an outage, not a bug)."""
+    log.warning("answered 503, the database is unavailable: %r", exc)
+    return JSONResponse(
+        {"detail": "the database is unavailable; try again shortly"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 async def server_error(_request: Request, _exc: Exception) -> JSONResponse:

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 
 from roomchat import store
 from roomchat.api.deps import CurrentUser, ServicesDep
+from roomchat.api.errors import RETRY_AFTER_SECONDS
 from roomchat.api.responses import MALFORMED_BODY, NOT_LOGGED_IN, THROTTLED
 from roomchat.api.schemas import (
     ROOM_PATTERN,
@@ -92,7 +93,8 @@ async def post_message(
     try:
         message = await services.writer.submit(room, draft)
     except ChatUnavailableError as exc:
-        raise HTTPException(503, detail=str(exc)) from None
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        raise HTTPException(503, detail=str(exc), headers=retry) from None
     return MessageOut(**events.message_dict(message))
 
 

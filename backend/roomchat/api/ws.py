@@ -10,9 +10,10 @@ import re
 
 from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
 
 from roomchat.accounts.service import Principal, authenticate
+from roomchat.api import errors
 from roomchat.api.schemas import ROOM_PATTERN
 from roomchat.realtime import closecodes, events
 from roomchat.realtime.connection import Connection
@@ -24,6 +25,7 @@ from roomchat.services import Services
 log = logging.getLogger(__name__)
 
 _ROOM = re.compile(ROOM_PATTERN)
+DATABASE_AWAY = HandshakeRefusedError(503, "the database is unavailable; try again shortly")
 
 
 async def room_socket(websocket: WebSocket) -> None:
@@ -38,8 +40,17 @@ async def room_socket(websocket: WebSocket) -> None:
         log.info("handshake refused", extra={"status": refusal.status_code, "room": room})
         await refuse(websocket, refusal)
         return
+    except errors.DATABASE_UNAVAILABLE as exc:
+        # A user not cached, or a room's newest id: the database is needed, and away.
+        log.warning("handshake refused, the database is unavailable: %r", exc)
+        await refuse(websocket, DATABASE_AWAY)
+        return
     try:
         await serve(websocket, room, admission, services)
+    except errors.DATABASE_UNAVAILABLE as exc:
+        # Joining needs the room's history: a socket already accepted is told, not dropped.
+        log.warning("socket closed, the database is unavailable: %r", exc)
+        await close_after_failure(websocket)
     finally:
         await services.rooms.release_socket(admission.principal.username)
 
@@ -116,11 +127,22 @@ async def send_first(websocket: WebSocket, event: str) -> None:
 
 async def refuse(websocket: WebSocket, refusal: HandshakeRefusedError) -> None:
     """Answer with the HTTP status; a server without the denial extension gets a close."""
-    response = JSONResponse({"detail": refusal.detail}, status_code=refusal.status_code)
+    headers = {"Retry-After": str(errors.RETRY_AFTER_SECONDS)} if refusal.status_code == 503 else {}
+    response = JSONResponse(
+        {"detail": refusal.detail}, status_code=refusal.status_code, headers=headers
+    )
     try:
         await websocket.send_denial_response(response)
     except RuntimeError:
         await websocket.close(closecodes.POLICY_VIOLATION, refusal.detail)
+
+
+async def close_after_failure(websocket: WebSocket) -> None:
+    """``1011`` for a socket that was accepted; a refusal for one that was not yet."""
+    if websocket.application_state == WebSocketState.CONNECTED:
+        await close_socket(websocket, closecodes.SERVER_ERROR)
+    elif websocket.application_state == WebSocketState.CONNECTING:
+        await refuse(websocket, DATABASE_AWAY)
 
 
 ROUTE = WebSocketRoute("/ws/{room}", room_socket)

@@ -175,6 +175,13 @@ def logging_config(*, log_format: str, log_level: str, pid: bool = False) -> dic
             "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
             "uvicorn.error": {"level": "INFO"},
             "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
-            "roomchat": {"handlers": ["default"], "level": log_level.upper()},
+            "roomchat": {
+                "handlers": ["default"],
+                "level": log_level.upper(),
+                "propagate": False,
+            },
         },
+        # Every other library's warnings and errors (asyncio, SQLAlchemy, websockets…):
+        # on the same one-line, redacted handler, not Python's bare last-resort one.
+        "root": {"handlers": ["default"], "level": "WARNING"},
     }
