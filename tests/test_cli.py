@@ -52,7 +52,17 @@ def login_works(server: LiveServer, username: str, password: str) -> bool:
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["serve"], ["user"], ["user", "add"], ["user", "delete"], ["send"], ["chat"]],
+    [
+        [],
+        ["serve"],
+        ["user"],
+        ["user", "add"],
+        ["user", "list"],
+        ["user", "passwd"],
+        ["user", "delete"],
+        ["send"],
+        ["chat"],
+    ],
     ids=lambda argv: " ".join(argv) or "roomchat",
 )
 def test_help_everywhere(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -372,3 +382,32 @@ def test_chat_refuses_unknown_commands_and_says_when_it_is_disconnected(
         f"{live.http_url}/api/rooms/lobby/messages", headers={"Authorization": f"Bearer {token}"}
     )
     assert [m["text"] for m in response.json()["messages"]] == ["/shrug is a command elsewhere"]
+
+
+def test_user_list_and_passwd(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operator lists the accounts and sets one's password; the new one logs in."""
+    monkeypatch.setenv("ROOMCHAT_DATABASE_URL", live.settings.database_url)
+    for name in ("erin", "Frank"):
+        monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+        assert main(["user", "add", name, "--password-stdin"]) == 0
+    capsys.readouterr()
+    assert main(["user", "list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in out[:-1]] == [["1", "erin"], ["2", "Frank"]]
+    assert out[-1].startswith("2 users in ")
+
+    new_password = "a new " + PASSWORD
+    monkeypatch.setattr("sys.stdin", io.StringIO(new_password + "\n"))
+    assert main(["user", "passwd", "frank", "--password-stdin"]) == 0
+    assert "changed the password of frank" in capsys.readouterr().out
+    assert login_works(live, "Frank", new_password)
+    assert not login_works(live, "Frank", PASSWORD)
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["user", "passwd", "frank", "--password-stdin"]) == 1
+    assert "password" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(new_password + "\n"))
+    assert main(["user", "passwd", "nobody", "--password-stdin"]) == 1
+    assert "no user is called 'nobody'" in capsys.readouterr().err

@@ -193,6 +193,21 @@ async def test_a_taken_name_is_refused_and_a_deleted_user_leaves_their_messages(
     assert (kept.user_id, kept.author, kept.text) == (None, "Carol", "bye")
 
 
+async def test_users_are_listed_by_id_and_their_password_hash_replaced(opened: Opened) -> None:
+    tested = opened.store
+    listed = await tested.list_users()
+    assert [(user.id, user.username) for user in listed] == [(1, "Alice"), (2, "bob")]
+    assert listed[0].created_at.tzinfo == UTC
+    assert [user.username for user in await tested.list_users(after=1)] == ["bob"]
+    assert [user.username for user in await tested.list_users(limit=1)] == ["Alice"]
+    assert await tested.set_password_hash(username="ALICE", password_hash="hash-new")
+    assert not await tested.set_password_hash(username="carol", password_hash="x")
+    other = await opened.other()  # written through one, read through the other
+    user = await other.get_user(username="alice")
+    assert user is not None
+    assert user.password_hash == "hash-new"
+
+
 async def test_each_batch_knows_the_message_before_it(opened: Opened) -> None:
     tested = opened.store
     first = await tested.add_messages_to_rooms(drafts={"lobby": [store.Draft(1, "a", "x")]})

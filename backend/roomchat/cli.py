@@ -78,17 +78,51 @@ def user_add(args: argparse.Namespace) -> int:
     settings = Settings()
     chosen = "database_url" in settings.model_fields_set
     database = database_for_users(settings, create=args.create_database or chosen)
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = ask_password(f"Password for {args.name}: ")
-        if ask_password("Repeat the password: ") != password:
-            raise CommandError("the passwords do not match")
+    password = read_new_password(args)
     try:
         user = asyncio.run(add_user(settings, username=args.name, password=password))
     except (InvalidUserError, UsernameTakenError) as exc:
         raise CommandError(str(exc)) from None
     print(f"created user {user.username} (id {user.id}) in {database}")
+    return 0
+
+
+def read_new_password(args: argparse.Namespace) -> str:
+    """From standard input (``--password-stdin``), or asked twice on the terminal."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password = ask_password(f"Password for {args.name}: ")
+    if ask_password("Repeat the password: ") != password:
+        raise CommandError("the passwords do not match")
+    return password
+
+
+def user_list(_args: argparse.Namespace) -> int:
+    from roomchat.accounts.admin import list_users
+
+    settings = Settings()
+    database = database_for_users(settings, create=False)
+    users = asyncio.run(list_users(settings))
+    for user in users:
+        created = user.created_at.strftime("%Y-%m-%d %H:%M UTC")
+        print(f"{user.id:>6}  {user.username:<32}  {created}")
+    print(f"{len(users)} user{'s' * (len(users) != 1)} in {database}")
+    return 0
+
+
+def user_passwd(args: argparse.Namespace) -> int:
+    from roomchat.accounts.admin import InvalidUserError, UnknownUserError, set_password
+
+    settings = Settings()
+    database = database_for_users(settings, create=False)
+    password = read_new_password(args)
+    try:
+        asyncio.run(set_password(settings, username=args.name, password=password))
+    except InvalidUserError as exc:
+        raise CommandError(str(exc)) from None
+    except UnknownUserError as exc:
+        raise CommandError(f"{exc} in {database}") from None
+    print(f"changed the password of {args.name} in {database}")
     return 0
 
 
@@ -201,6 +235,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="start a new database if ROOMCHAT_DATABASE_URL's file does not exist yet",
     )
     add_parser.set_defaults(handler=user_add)
+    list_parser = user_commands.add_parser(
+        "list",
+        help="list the users (id, name, created)",
+        description="List the users of ROOMCHAT_DATABASE_URL, by id.",
+    )
+    list_parser.set_defaults(handler=user_list)
+    passwd_parser = user_commands.add_parser(
+        "passwd",
+        help="set a user's password (asks for it twice)",
+        description="Set a user's password in ROOMCHAT_DATABASE_URL, with the rules of "
+        "registration. Tokens already issued keep working until they expire.",
+    )
+    passwd_parser.add_argument("name")
+    passwd_parser.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    passwd_parser.set_defaults(handler=user_passwd)
     delete_parser = user_commands.add_parser(
         "delete",
         aliases=["remove"],

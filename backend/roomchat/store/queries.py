@@ -71,6 +71,14 @@ class Queries:
                 found[name.lower()] = UserRef(user_id, name, created)
         return found
 
+    async def list_users(self, *, after: int = 0, limit: int = 500) -> list[UserRef]:
+        rows = await self._runner.fetch(statements.USERS_PAGE, {"after": after, "limit": limit})
+        return [UserRef(user_id, name, created) for user_id, name, created in rows]
+
+    async def set_password_hash(self, *, username: str, password_hash: str) -> bool:
+        params = {"name": username.lower(), "password_hash": password_hash}
+        return await self._runner.transact(_rowcount, statements.SET_PASSWORD_HASH, params) > 0
+
     # -- messages ------------------------------------------------------------------------
 
     async def add_messages_to_rooms(

@@ -11,7 +11,18 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, String, Table, bindparam, delete, func, insert, literal, select
+from sqlalchemy import (
+    Integer,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.sql import Select
 
 from roomchat.store.runner import Params, Transaction
@@ -34,6 +45,19 @@ USERS_BY_NAME = select(users.c.id, users.c.username, users.c.created_at).where(
 CREATE_USER = insert(users).returning(users.c.id)
 #: ``name``: lowercased. Messages stay, their ``user_id`` set to NULL.
 DELETE_USER = delete(users).where(_lower_name == bindparam("name", type_=String))
+#: ``name``: lowercased; ``password_hash``.
+SET_PASSWORD_HASH = (
+    update(users)
+    .where(_lower_name == bindparam("name", type_=String))
+    .values(password_hash=bindparam("password_hash", type_=String))
+)
+#: ``after``, ``limit``: a page of accounts by id, for the operator (``roomchat user list``).
+USERS_PAGE = (
+    select(users.c.id, users.c.username, users.c.created_at)
+    .where(users.c.id > bindparam("after", type_=Integer))
+    .order_by(users.c.id)
+    .limit(bindparam("limit", type_=Integer))
+)
 
 # -- messages ----------------------------------------------------------------------------
 

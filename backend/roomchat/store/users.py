@@ -45,3 +45,11 @@ class UserStore(Protocol):
     async def find_users(self, *, usernames: Sequence[str]) -> dict[str, UserRef]:
         """``{lowercased name: UserRef}`` for those of ``usernames`` that exist."""
         ...
+
+    async def list_users(self, *, after: int = 0, limit: int = 500) -> list[UserRef]:
+        """Up to ``limit`` accounts with ids above ``after``, by id."""
+        ...
+
+    async def set_password_hash(self, *, username: str, password_hash: str) -> bool:
+        """Replace an account's password hash. False: no such user."""
+        ...
