@@ -26,6 +26,8 @@ from tests.helpers import live_token as live_token
 from tests.helpers import login as login
 from tests.helpers import register as register
 from tests.live import LiveServer
+from tests.rawclient import RawClient
+from tests.rawhttp import RawHTTP
 
 #: The variables that steer the test run itself. Every other ``ROOMCHAT_*`` is the
 #: developer's shell speaking (a ``ROOMCHAT_REDIS_URL`` would turn the embedded runs into
@@ -242,6 +244,16 @@ def two_workers(
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def raw_connections_closed() -> Iterator[None]:
+    """Close the raw clients a test made, also when it failed before closing them."""
+    yield
+    for client in list(RawClient.made):
+        client.close_now()
+    for connection in list(RawHTTP.made):
+        connection.close()
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from typing import NamedTuple
+import weakref
+from typing import ClassVar, NamedTuple
 
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
@@ -22,7 +23,12 @@ class RawClient:
     the slowest possible member.
     """
 
+    #: Every client not yet closed: conftest closes them after each test, so that one a
+    #: failed test left open is not found by the garbage collector in a later test.
+    made: ClassVar[weakref.WeakSet[RawClient]] = weakref.WeakSet()
+
     def __init__(self, url: str) -> None:
+        RawClient.made.add(self)
         self._protocol = ClientProtocol(parse_uri(url))
         self._socket = socket.socket()
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
@@ -90,6 +96,9 @@ class RawClient:
 
     def abandon(self) -> None:
         """Close the connection without reading what the server sent."""
+        self._socket.close()
+
+    def close_now(self) -> None:
         self._socket.close()
 
 
@@ -162,6 +171,3 @@ class RawFloodingClient(RawClient):
             sent += n
             offset = (offset + n) % len(chunk)
         return Flood(sent, None, stalled)
-
-    def close_now(self) -> None:
-        self._socket.close()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 TIMEOUT = 10.0
 
@@ -24,8 +25,12 @@ class RawResponse:
 class RawHTTP:
     """A blocking socket driven from threads, so the test's event loop never waits on it."""
 
+    #: Every connection not yet closed: conftest closes them after each test.
+    made: ClassVar[weakref.WeakSet[RawHTTP]] = weakref.WeakSet()
+
     def __init__(self, port: int) -> None:
         self._socket = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        RawHTTP.made.add(self)
         self._buffer = b""
 
     async def send(self, data: bytes) -> None:
