@@ -64,7 +64,7 @@ def create_app(
         )
         engine = create_engine(settings.database_url)
         await prepare_schema(engine)
-        message_store = await open_store(engine)
+        store = await open_store(engine)
         hasher = PasswordHasher(concurrency=settings.password_hash_concurrency)
         broker, presence = create_backend(settings)
         limits = create_limits(settings, clock=clock)
@@ -73,17 +73,17 @@ def create_app(
         room_manager = RoomManager(
             broker=broker,
             presence=presence,
-            store=message_store,
+            store=store,
             metrics=metrics,
             linger=settings.presence_linger_seconds,
         )
-        writer = MessageWriter(broker=broker, store=message_store, metrics=metrics)
-        if isinstance(message_store, SQLiteStore):
+        writer = MessageWriter(broker=broker, store=store, metrics=metrics)
+        if isinstance(store, SQLiteStore):
             failed = metrics.backend_errors.labels("checkpoint")
-            message_store.checkpointer.on_error = failed.inc
-        known_users = KnownUsers(message_store)
+            store.checkpointer.on_error = failed.inc
+        known_users = KnownUsers(store)
         accounts = Accounts(
-            users=message_store,
+            users=store,
             hasher=hasher,
             known_users=known_users,
             secret_key=secret_key,
@@ -93,7 +93,7 @@ def create_app(
         services = Services(
             settings=settings,
             engine=engine,
-            store=message_store,
+            store=store,
             accounts=accounts,
             rooms=room_manager,
             writer=writer,
@@ -105,7 +105,7 @@ def create_app(
         account_watch = AccountWatch(
             known_users=known_users,
             rooms=room_manager,
-            store=message_store,
+            store=store,
             broker=broker if settings.redis_url else None,
         )
         tuned = ExitStack()  # the process's tuning, while this app serves it
@@ -123,7 +123,7 @@ def create_app(
             await limits.close()
             await user_limits.close()
             hasher.close()
-            await message_store.close()
+            await store.close()
             await engine.dispose()
 
     # No trailing-slash redirects: Starlette builds their Location from the Host header,
