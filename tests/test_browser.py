@@ -550,6 +550,8 @@ def test_a_text_over_the_limit_is_refused_whole_with_a_counter(
     expect(counter).to_have_text("95 / 100")
     jane.message_field.fill("x" * 150)  # as a paste would: nothing is cut
     expect(counter).to_have_text("150 / 100")
+    # One long word wraps in the field; it does not widen the page past the Send button.
+    expect(jane.page.get_by_role("button", name="Send")).to_be_in_viewport()
     jane.page.get_by_role("button", name="Send").click()
     expect(jane.room_notice).to_contain_text("50 characters over the limit of 100")
     expect(jane.message_field).to_have_value("x" * 150)
