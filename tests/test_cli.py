@@ -22,7 +22,8 @@ import pytest
 
 from roomchat.cli import main
 from roomchat.client import Client, Message
-from tests.conftest import PASSWORD, TEST_SECRET, live_token
+from tests import services
+from tests.conftest import PASSWORD, TEST_SECRET, live_token, require_service
 from tests.helpers import free_port
 from tests.live import LiveServer
 
@@ -411,3 +412,21 @@ def test_user_list_and_passwd(
     monkeypatch.setattr("sys.stdin", io.StringIO(new_password + "\n"))
     assert main(["user", "passwd", "nobody", "--password-stdin"]) == 1
     assert "no user is called 'nobody'" in capsys.readouterr().err
+
+
+def test_user_add_on_a_postgresql_not_migrated_says_what_to_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require_service(services.postgres_available(), "PostgreSQL is not running")
+    name = services.database_name("unmigrated")
+    url = services.create_database(name)
+    try:
+        monkeypatch.setenv("ROOMCHAT_DATABASE_URL", url)
+        monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+        assert main(["user", "add", "erin", "--password-stdin"]) == 1
+        error = capsys.readouterr().err
+        assert error.startswith("roomchat user: the database schema is at nothing"), error
+        assert "roomchat migrate" in error
+        assert error.count("\n") == 1
+    finally:
+        services.drop_database(name)

@@ -74,6 +74,7 @@ def serve(args: argparse.Namespace) -> int:
 def user_add(args: argparse.Namespace) -> int:
     from roomchat.accounts.admin import InvalidUserError, add_user
     from roomchat.store import UsernameTakenError
+    from roomchat.store.engine import SchemaOutOfDateError
 
     settings = Settings()
     chosen = "database_url" in settings.model_fields_set
@@ -81,7 +82,7 @@ def user_add(args: argparse.Namespace) -> int:
     password = read_new_password(args)
     try:
         user = asyncio.run(add_user(settings, username=args.name, password=password))
-    except (InvalidUserError, UsernameTakenError) as exc:
+    except (InvalidUserError, UsernameTakenError, SchemaOutOfDateError) as exc:
         raise CommandError(str(exc)) from None
     print(f"created user {user.username} (id {user.id}) in {database}")
     return 0
