@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
@@ -13,7 +12,7 @@ from redis.asyncio import Redis
 from roomchat.limits.redis_buckets import RedisRateLimiter
 from roomchat.ops.redis import redis_client
 from tests import services
-from tests.conftest import PASSWORD, make_settings, register
+from tests.conftest import PASSWORD, register
 from tests.live import LiveServer
 
 
@@ -54,35 +53,24 @@ async def test_without_redis_each_worker_still_limits(
         await client.aclose()
 
 
-async def test_login_failures_count_across_workers(tmp_path: Path, redis_prefix: str) -> None:
-    settings = make_settings(
-        tmp_path,
-        redis_url=services.REDIS_URL,
-        redis_prefix=redis_prefix,
-        login_failures_per_user=3,
-        login_window_seconds=60,
-    )
-    a, b = LiveServer(settings), LiveServer(settings)  # two workers, one database and Redis
-    a.start()
-    b.start()
-    try:
-        async with httpx.AsyncClient() as client:
-            await register(client_for(client, a), "alice")
-            codes = []
-            for server in (a, b, a, b):
-                response = await client.post(
-                    f"{server.http_url}/api/auth/token",
-                    data={"username": "alice", "password": "wrong password"},
-                )
-                codes.append(response.status_code)
-            assert codes == [401, 401, 401, 429]
-            right = await client.post(
-                f"{a.http_url}/api/auth/token", data={"username": "alice", "password": PASSWORD}
+async def test_login_failures_count_across_workers(
+    two_workers: Callable[..., tuple[LiveServer, LiveServer]],
+) -> None:
+    a, b = two_workers(login_failures_per_user=3, login_window_seconds=60)
+    async with httpx.AsyncClient() as client:
+        await register(client_for(client, a), "alice")
+        codes = []
+        for server in (a, b, a, b):
+            response = await client.post(
+                f"{server.http_url}/api/auth/token",
+                data={"username": "alice", "password": "wrong password"},
             )
-            assert right.status_code == 429  # on the other worker too
-    finally:
-        a.stop()
-        b.stop()
+            codes.append(response.status_code)
+        assert codes == [401, 401, 401, 429]
+        right = await client.post(
+            f"{a.http_url}/api/auth/token", data={"username": "alice", "password": PASSWORD}
+        )
+        assert right.status_code == 429  # on the other worker too
 
 
 def client_for(client: httpx.AsyncClient, server: LiveServer) -> httpx.AsyncClient:
@@ -90,38 +78,27 @@ def client_for(client: httpx.AsyncClient, server: LiveServer) -> httpx.AsyncClie
     return client
 
 
-async def test_http_posts_count_across_workers(tmp_path: Path, redis_prefix: str) -> None:
-    settings = make_settings(
-        tmp_path,
-        redis_url=services.REDIS_URL,
-        redis_prefix=redis_prefix,
-        messages_per_second=0.1,
-        message_burst=2,
-    )
-    a, b = LiveServer(settings), LiveServer(settings)
-    a.start()
-    b.start()
-    try:
-        async with httpx.AsyncClient() as client:
-            await register(client_for(client, a), "alice")
-            token = (
+async def test_http_posts_count_across_workers(
+    two_workers: Callable[..., tuple[LiveServer, LiveServer]],
+) -> None:
+    a, b = two_workers(messages_per_second=0.1, message_burst=2)
+    async with httpx.AsyncClient() as client:
+        await register(client_for(client, a), "alice")
+        token = (
+            await client.post(
+                f"{a.http_url}/api/auth/token",
+                data={"username": "alice", "password": PASSWORD},
+            )
+        ).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        codes = [
+            (
                 await client.post(
-                    f"{a.http_url}/api/auth/token",
-                    data={"username": "alice", "password": PASSWORD},
+                    f"{server.http_url}/api/rooms/lobby/messages",
+                    json={"text": "hi"},
+                    headers=auth,
                 )
-            ).json()["access_token"]
-            auth = {"Authorization": f"Bearer {token}"}
-            codes = [
-                (
-                    await client.post(
-                        f"{server.http_url}/api/rooms/lobby/messages",
-                        json={"text": "hi"},
-                        headers=auth,
-                    )
-                ).status_code
-                for server in (a, b, b)
-            ]
-            assert codes == [201, 201, 429]
-    finally:
-        a.stop()
-        b.stop()
+            ).status_code
+            for server in (a, b, b)
+        ]
+        assert codes == [201, 201, 429]

@@ -6,15 +6,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from roomchat.accounts import security
-from tests import services
-from tests.conftest import PASSWORD, live_token, make_settings
+from tests.conftest import PASSWORD, live_token
 from tests.helpers import CountingContext, FakeClock
 from tests.live import LiveServer
 
@@ -123,29 +121,16 @@ async def test_the_pool_runs_a_waiting_login_before_waiting_registrations(
 
 
 async def test_registrations_count_across_workers(
-    tmp_path: Path, redis_prefix: str, postgres_url: str
+    two_workers: Callable[..., tuple[LiveServer, LiveServer]], postgres_url: str
 ) -> None:
     """Two workers on one Redis: one limit for the address, wherever it registers."""
-    settings = make_settings(
-        tmp_path,
-        database_url=postgres_url,
-        redis_url=services.REDIS_URL,
-        redis_prefix=redis_prefix,
-        registrations_per_address=5,
-    )
-    a, b = LiveServer(settings), LiveServer(settings)
-    a.start()
-    b.start()
-    try:
-        codes = []
-        async with httpx.AsyncClient() as client:
-            for i, server in enumerate([a, b] * 3):
-                response = await client.post(
-                    f"{server.http_url}/api/auth/register",
-                    json={"username": f"user{i}", "password": PASSWORD},
-                )
-                codes.append(response.status_code)
-        assert codes == [201] * 5 + [429]
-    finally:
-        a.stop()
-        b.stop()
+    a, b = two_workers(database_url=postgres_url, registrations_per_address=5)
+    codes = []
+    async with httpx.AsyncClient() as client:
+        for i, server in enumerate([a, b] * 3):
+            response = await client.post(
+                f"{server.http_url}/api/auth/register",
+                json={"username": f"user{i}", "password": PASSWORD},
+            )
+            codes.append(response.status_code)
+    assert codes == [201] * 5 + [429]

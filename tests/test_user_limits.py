@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 
-from tests import services
-from tests.conftest import live_token, make_settings
+from tests.conftest import live_token
 from tests.live import LiveServer
 from tests.waiting import eventually
 from tests.wsclient import open_socket, recv, recv_type, room_url
@@ -71,29 +69,22 @@ async def test_sockets_and_http_posts_share_one_budget(
         await tab.close()
 
 
-async def test_the_message_rate_holds_across_workers(tmp_path: Path, redis_prefix: str) -> None:
-    settings = make_settings(
-        tmp_path, redis_url=services.REDIS_URL, redis_prefix=redis_prefix, **NO_REFILL
-    )
-    a, b = LiveServer(settings), LiveServer(settings)  # two workers, one database and Redis
-    a.start()
-    b.start()
-    try:
-        token = await live_token(a, "alice")
-        on_a = await open_socket(room_url(a.ws_url, "lobby", token))
-        await recv_type(on_a, "presence")
-        for n in range(3):
-            await on_a.send(f"m{n}")
-            await recv_type(on_a, "message")
-        on_b = await open_socket(room_url(b.ws_url, "lobby", token))
-        await recv_type(on_b, "presence")
-        await on_b.send("from the other worker")
-        assert (await recv_type(on_b, "error"))["code"] == "rate_limited"
-        await on_a.close()
-        await on_b.close()
-    finally:
-        a.stop()
-        b.stop()
+async def test_the_message_rate_holds_across_workers(
+    two_workers: Callable[..., tuple[LiveServer, LiveServer]],
+) -> None:
+    a, b = two_workers(**NO_REFILL)  # two workers, one database and Redis
+    token = await live_token(a, "alice")
+    on_a = await open_socket(room_url(a.ws_url, "lobby", token))
+    await recv_type(on_a, "presence")
+    for n in range(3):
+        await on_a.send(f"m{n}")
+        await recv_type(on_a, "message")
+    on_b = await open_socket(room_url(b.ws_url, "lobby", token))
+    await recv_type(on_b, "presence")
+    await on_b.send("from the other worker")
+    assert (await recv_type(on_b, "error"))["code"] == "rate_limited"
+    await on_a.close()
+    await on_b.close()
 
 
 async def refused_status(url: str) -> int | None:
@@ -132,25 +123,16 @@ async def opens(url: str) -> bool:
     return await refused_status(url) is None
 
 
-async def test_the_socket_cap_holds_across_workers(tmp_path: Path, redis_prefix: str) -> None:
-    settings = make_settings(
-        tmp_path, redis_url=services.REDIS_URL, redis_prefix=redis_prefix, max_sockets_per_user=3
-    )
-    a, b = LiveServer(settings), LiveServer(settings)
-    a.start()
-    b.start()
-    try:
-        token = await live_token(a, "alice")
-        opened = [
-            await open_socket(room_url(server.ws_url, "lobby", token)) for server in (a, b, a)
-        ]
-        for server in (a, b):
-            assert await refused_status(room_url(server.ws_url, "lobby", token)) == 429
-        for ws in opened:
-            await ws.close()
-    finally:
-        a.stop()
-        b.stop()
+async def test_the_socket_cap_holds_across_workers(
+    two_workers: Callable[..., tuple[LiveServer, LiveServer]],
+) -> None:
+    a, b = two_workers(max_sockets_per_user=3)
+    token = await live_token(a, "alice")
+    opened = [await open_socket(room_url(server.ws_url, "lobby", token)) for server in (a, b, a)]
+    for server in (a, b):
+        assert await refused_status(room_url(server.ws_url, "lobby", token)) == 429
+    for ws in opened:
+        await ws.close()
 
 
 async def flapping_events(watcher: ClientConnection, user: str, sentinel: str) -> list[str]:
@@ -180,24 +162,19 @@ async def test_a_users_join_and_leave_flapping_is_coalesced(
     await watching.close()
 
 
-async def test_flapping_across_workers_is_coalesced(tmp_path: Path, redis_prefix: str) -> None:
-    settings = make_settings(tmp_path, redis_url=services.REDIS_URL, redis_prefix=redis_prefix)
-    a, b = LiveServer(settings), LiveServer(settings)
-    a.start()
-    b.start()
-    try:
-        flapper, watcher = await live_token(a, "flapper"), await live_token(a, "watcher")
-        watching = await open_socket(room_url(a.ws_url, "lobby", watcher))
-        await recv_type(watching, "join")
-        for n in range(30):
-            ws = await open_socket(room_url((a, b)[n % 2].ws_url, "lobby", flapper))
-            await recv_type(ws, "presence")
-            await ws.close()
-        assert await post(a, watcher, "sentinel") == 201
-        events = await flapping_events(watching, "flapper", "sentinel")
-        assert events in (["join"], ["join", "leave"])
-        assert (await recv_type(watching, "leave"))["user"] == "flapper"
-        await watching.close()
-    finally:
-        a.stop()
-        b.stop()
+async def test_flapping_across_workers_is_coalesced(
+    two_workers: Callable[..., tuple[LiveServer, LiveServer]],
+) -> None:
+    a, b = two_workers()
+    flapper, watcher = await live_token(a, "flapper"), await live_token(a, "watcher")
+    watching = await open_socket(room_url(a.ws_url, "lobby", watcher))
+    await recv_type(watching, "join")
+    for n in range(30):
+        ws = await open_socket(room_url((a, b)[n % 2].ws_url, "lobby", flapper))
+        await recv_type(ws, "presence")
+        await ws.close()
+    assert await post(a, watcher, "sentinel") == 201
+    events = await flapping_events(watching, "flapper", "sentinel")
+    assert events in (["join"], ["join", "leave"])
+    assert (await recv_type(watching, "leave"))["user"] == "flapper"
+    await watching.close()
