@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy.exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,6 +26,7 @@ from roomchat import store
 from roomchat.ops.metrics import Metrics
 from roomchat.realtime.broker.memory import MemoryBroker
 from roomchat.realtime.writer import MessageWriter, StoreUnavailableError
+from roomchat.store import statements
 from roomchat.store.compiled import Compiled
 from roomchat.store.engine import create_engine, migrate
 from roomchat.store.open import Store, open_store
@@ -280,6 +282,17 @@ def test_an_in_list_is_bound_as_sqlalchemy_expands_it() -> None:
         sql, values = compiled.bind({"names": names})
         expanded = compiled._compiled.construct_expanded_state({"names": names})
         assert (sql, values) == (expanded.statement, expanded.positional_parameters)
+
+
+async def test_a_database_error_never_quotes_the_values_it_was_given(opened: Opened) -> None:
+    """What a failed statement says may be logged (a 503, a failed store): the values it
+    carried (a password hash, a message's text) are not in it."""
+    broken = statements.INSERT_MESSAGE.values(room="lobby", user_id=999_999)
+    with pytest.raises(sqlalchemy.exc.DBAPIError) as failed:  # no such user: foreign key
+        async with opened.engine.begin() as connection:
+            await connection.execute(broken, {"author": "eve", "text": "a secret text"})
+    assert "INSERT INTO messages" in str(failed.value)
+    assert "a secret text" not in str(failed.value)
 
 
 async def test_an_in_memory_database_goes_through_the_engine() -> None:

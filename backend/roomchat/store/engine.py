@@ -26,14 +26,18 @@ SQLITE_BUSY_TIMEOUT = 30.0
 
 
 def create_engine(database_url: str) -> AsyncEngine:
+    """``hide_parameters``: a database error quotes its statement but never its values (a
+    password hash, a message's text), so logging one (a 503, a failed store) leaks none."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
     if url.database and url.database != ":memory:":
         from pathlib import Path
 
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+    engine = create_async_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT}, hide_parameters=True
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
