@@ -138,11 +138,9 @@ async def refuse(websocket: WebSocket, refusal: HandshakeRefusedError) -> None:
 
 
 async def close_after_failure(websocket: WebSocket) -> None:
-    """``1011`` for a socket that was accepted; a refusal for one that was not yet."""
+    """``1011`` for the socket ``serve`` accepted (its first step), unless it is gone."""
     if websocket.application_state == WebSocketState.CONNECTED:
         await close_socket(websocket, closecodes.SERVER_ERROR)
-    elif websocket.application_state == WebSocketState.CONNECTING:
-        await refuse(websocket, DATABASE_AWAY)
 
 
 ROUTE = WebSocketRoute("/ws/{room}", room_socket)
