@@ -44,6 +44,11 @@ class ServerProcess:
             text=True,
         )
 
+    @property
+    def pid(self) -> int:
+        """The server's process (with one worker, the one that serves): to signal it."""
+        return self._process.pid
+
     def wait_ready(self) -> None:
         """Poll /healthz until it answers, within START_TIMEOUT."""
         deadline = time.monotonic() + START_TIMEOUT

@@ -228,22 +228,37 @@ async def test_each_batch_knows_the_message_before_it(opened: Opened) -> None:
     assert [m.text for m in await read_back(tested, "lobby")] == ["x", "y", "z", "w"]
 
 
-async def test_two_stores_on_one_database_keep_each_room_linked(opened: Opened) -> None:
+@pytest.mark.parametrize("wait", [None, 5.0], ids=["never-waits", "waits"])
+async def test_two_stores_on_one_database_keep_each_room_linked(
+    opened: Opened, wait: float | None
+) -> None:
     """Two processes' writers (here two stores) interleave; each batch still names the
-    message just before it in its room, as listeners on every worker rely on."""
+    message just before it in its room, as listeners on every worker rely on. A writer
+    that does not wait leaves out the rooms the other holds, and stores none of theirs."""
     tested, other = opened.store, await opened.other()
     rooms = ("a", "b", "c")
+    written: dict[str, list[str]] = {room: [] for room in rooms}
 
     async def write(writer: Store, n: int) -> dict[str, store.StoredBatch]:
         drafts = {
             room: [store.Draft(1, "a", f"{n}-{k}") for k in range(n % 3 + 1)] for room in rooms
         }
-        return await writer.add_messages_to_rooms(drafts=drafts)
+        stored = await writer.add_messages_to_rooms(drafts=drafts, wait=wait)
+        for room in stored:
+            assert [m.text for m in stored[room].messages] == [d.text for d in drafts[room]]
+            written[room] += [d.text for d in drafts[room]]
+        return stored
 
     results = await asyncio.gather(*(write(tested if n % 2 else other, n) for n in range(60)))
     for room in rooms:
-        ids = [m.id for m in await tested.list_messages(room=room, after=0, limit=1000)]
+        messages = await tested.list_messages(room=room, after=0, limit=1000)
+        assert sorted(m.text for m in messages) == sorted(written[room])  # nothing else
+        ids = [m.id for m in messages]
         for result in results:
+            if wait is not None or opened.dialect == "sqlite":
+                assert room in result  # waited for, or SQLite's one write lock
+            if room not in result:
+                continue
             batch = result[room]
             first = ids.index(batch.messages[0].id)
             assert batch.previous_id == (ids[first - 1] if first else 0)

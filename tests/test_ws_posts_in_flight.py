@@ -41,10 +41,10 @@ class StoreGate:
         real_add = Queries.add_messages_to_rooms  # both stores' one group commit
 
         async def held(
-            self: Any, *, drafts: Mapping[str, Sequence[store.Draft]]
+            self: Any, *, drafts: Mapping[str, Sequence[store.Draft]], wait: float | None = None
         ) -> dict[str, store.StoredBatch]:
             await asyncio.to_thread(gate._opened.wait, TIMEOUT)
-            return await real_add(self, drafts=drafts)
+            return await real_add(self, drafts=drafts, wait=wait)
 
         monkeypatch.setattr(Queries, "add_messages_to_rooms", held)
         real_submit = MessageWriter.submit

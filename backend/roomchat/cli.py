@@ -181,13 +181,15 @@ def migrate(_args: argparse.Namespace) -> int:
     """Apply the migrations to ROOMCHAT_DATABASE_URL."""
     from sqlalchemy.engine import make_url
 
-    from roomchat.store.engine import create_engine
+    from roomchat.store.engine import DatabaseBounds, create_engine
     from roomchat.store.engine import migrate as apply_migrations
 
     settings = Settings()
 
     async def run() -> None:
-        engine = create_engine(settings.database_url)
+        # A migration may take long: no statement bound, but no waiting for ever on a lock.
+        bounds = DatabaseBounds.of(settings, statement=False)
+        engine = create_engine(settings.database_url, bounds)
         try:
             await apply_migrations(engine)
         finally:

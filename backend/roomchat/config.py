@@ -22,6 +22,15 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     data_dir: Path = Path("./data")
     database_url: str = "sqlite+aiosqlite:///./roomchat.db"
+    #: PostgreSQL's own bounds on every session of the server's engine (seconds): a lock
+    #: wait, a statement, and a transaction left idle (a frozen worker's: it ends the
+    #: session and frees its locks). ``roomchat migrate`` gets no statement bound.
+    database_lock_timeout_seconds: float = Field(default=2.0, gt=0, le=600)
+    database_statement_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    database_idle_in_transaction_seconds: float = Field(default=5.0, gt=0, le=3600)
+    #: A post not taken into a transaction this long after it arrived is refused, never
+    #: stored later: less than roomchat.client's 10 s timeout, so its sender hears it.
+    post_deadline_seconds: float = Field(default=8.0, gt=0, le=300)
     redis_url: str | None = None
     redis_prefix: str = Field(default="roomchat", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     presence_ttl_seconds: float = Field(default=15.0, ge=0.5, le=300)

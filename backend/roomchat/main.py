@@ -34,7 +34,7 @@ from roomchat.realtime.writer import MessageWriter
 from roomchat.server.routing import ServeSocketsFirst
 from roomchat.server.tuning import settled_garbage_collector
 from roomchat.services import Services
-from roomchat.store.engine import create_engine, prepare_schema
+from roomchat.store.engine import DatabaseBounds, create_engine, prepare_schema
 from roomchat.store.open import open_store
 from roomchat.store.sqlite import SQLiteStore
 
@@ -62,7 +62,7 @@ def create_app(
         secret_key = (
             secret.get_secret_value() if secret else load_or_create_secret_key(settings.data_dir)
         )
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, DatabaseBounds.of(settings))
         await prepare_schema(engine)
         store = await open_store(engine)
         hasher = PasswordHasher(concurrency=settings.password_hash_concurrency)
@@ -77,7 +77,13 @@ def create_app(
             metrics=metrics,
             linger=settings.presence_linger_seconds,
         )
-        writer = MessageWriter(broker=broker, store=store, metrics=metrics)
+        writer = MessageWriter(
+            broker=broker,
+            store=store,
+            metrics=metrics,
+            post_deadline=settings.post_deadline_seconds,
+            lock_wait=settings.database_lock_timeout_seconds,
+        )
         if isinstance(store, SQLiteStore):
             failed = metrics.backend_errors.labels("checkpoint")
             store.checkpointer.on_error = failed.inc

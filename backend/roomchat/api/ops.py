@@ -22,10 +22,13 @@ metrics_router = APIRouter(tags=["operations"])
     responses={503: {"description": "A dependency does not answer"}},
 )
 async def readyz(services: ServicesDep) -> JSONResponse:
-    """Readiness: 200 when the store (and Redis, when configured) answers, else 503."""
+    """Readiness: 200 when the store (and Redis, when configured) answers and the message
+    writer is not stuck, else 503."""
     checks = await readiness(services.engine, services.settings.redis_url)
     if "redis" in checks and not services.rooms.broker_connected:
         checks["redis"] = "failed"  # Redis answers, but this worker's subscriber is not back
+    # A transaction open past the post deadline: its senders cannot be answered in time.
+    checks["writer"] = "failed" if services.writer.stuck else "ok"
     ready = all(result == "ok" for result in checks.values())
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", "checks": checks},

@@ -3,10 +3,12 @@
 migrations beside them. ``open_store`` (open.py) chooses the store at startup."""
 
 from roomchat.store.messages import Draft, MessageStore, StoredBatch
+from roomchat.store.runner import CommitOutcomeUnknownError, worth_retrying
 from roomchat.store.schema import Message, User
 from roomchat.store.users import UsernameTakenError, UserRef, UserStore
 
 __all__ = [
+    "CommitOutcomeUnknownError",
     "Draft",
     "Message",
     "MessageStore",
@@ -15,4 +17,5 @@ __all__ = [
     "UserRef",
     "UserStore",
     "UsernameTakenError",
+    "worth_retrying",
 ]

@@ -3,6 +3,7 @@ migrations are the one way tables are made (``migrate``, ``prepare_schema``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from alembic import command
@@ -12,6 +13,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from roomchat.config import Settings
 
 #: Every SQLite connection: the engine's, the store's thread's (sqlite.py).
 #: WAL lets readers (history) run while a writer commits; NORMAL sync is durable across a
@@ -25,12 +28,64 @@ SQLITE_PRAGMAS = (
 SQLITE_BUSY_TIMEOUT = 30.0
 
 
-def create_engine(database_url: str) -> AsyncEngine:
+#: Seconds past the statement bound after which the client gives up on an answer itself:
+#: PostgreSQL ends a long statement first; this is for a server that no longer answers.
+COMMAND_TIMEOUT_MARGIN = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseBounds:
+    """PostgreSQL's bounds on each of an engine's sessions, in seconds; ``None``: none.
+
+    ``lock``: ``lock_timeout``, the longest wait for any lock (a row's, a room's).
+    ``statement``: ``statement_timeout``; the client also stops waiting for any answer
+    ``COMMAND_TIMEOUT_MARGIN`` later (asyncpg's ``command_timeout``: a server gone silent).
+    ``idle_in_transaction``: ``idle_in_transaction_session_timeout``: PostgreSQL ends the
+    session of a client that stopped mid-transaction (frozen, partitioned), which rolls
+    its transaction back and frees its locks.
+    """
+
+    lock: float | None = None
+    statement: float | None = None
+    idle_in_transaction: float | None = None
+
+    @classmethod
+    def of(cls, settings: Settings, *, statement: bool = True) -> DatabaseBounds:
+        """The server's bounds; a migration (``statement=False``) may take long."""
+        return cls(
+            lock=settings.database_lock_timeout_seconds,
+            statement=settings.database_statement_timeout_seconds if statement else None,
+            idle_in_transaction=settings.database_idle_in_transaction_seconds,
+        )
+
+    def connect_args(self) -> dict[str, Any]:
+        """asyncpg's ``connect`` arguments: each bound in ``server_settings``."""
+        server_settings = {
+            name: f"{max(1, round(seconds * 1000))}ms"
+            for name, seconds in (
+                ("lock_timeout", self.lock),
+                ("statement_timeout", self.statement),
+                ("idle_in_transaction_session_timeout", self.idle_in_transaction),
+            )
+            if seconds is not None
+        }
+        args: dict[str, Any] = {"server_settings": server_settings} if server_settings else {}
+        if self.statement is not None:
+            args["command_timeout"] = self.statement + COMMAND_TIMEOUT_MARGIN
+        return args
+
+
+def create_engine(database_url: str, bounds: DatabaseBounds | None = None) -> AsyncEngine:
     """``hide_parameters``: a database error quotes its statement but never its values (a
-    password hash, a message's text), so logging one (a 503, a failed store) leaks none."""
+    password hash, a message's text), so logging one (a 503, a failed store) leaks none.
+
+    ``bounds`` apply on PostgreSQL (SQLite has one write lock and its busy timeout)."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
+        connect_args = bounds.connect_args() if bounds is not None else {}
+        return create_async_engine(
+            url, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args
+        )
     if url.database and url.database != ":memory:":
         from pathlib import Path
 

@@ -29,13 +29,18 @@ class MessageStore(Protocol):
     API use it."""
 
     async def add_messages_to_rooms(
-        self, *, drafts: Mapping[str, Sequence[Draft]]
+        self, *, drafts: Mapping[str, Sequence[Draft]], wait: float | None = None
     ) -> dict[str, StoredBatch]:
         """Store messages for several rooms in one transaction (a group commit).
 
         Within a room, ids follow the given order. A room's writers take turns (on every
         worker and host), so a room's messages commit in id order and each batch knows the
         message before it: listeners use that link to notice a message they never received.
+
+        Without ``wait`` a room another writer holds right now is not waited for: it is
+        missing from the result, and nothing of it was stored. With ``wait`` each room is
+        waited for up to that many seconds, then the whole call fails (nothing stored).
+        ``runner.CommitOutcomeUnknownError``: the commit's answer was lost.
         """
         ...
 

@@ -82,7 +82,7 @@ class Queries:
     # -- messages ------------------------------------------------------------------------
 
     async def add_messages_to_rooms(
-        self, *, drafts: Mapping[str, Sequence[Draft]]
+        self, *, drafts: Mapping[str, Sequence[Draft]], wait: float | None = None
     ) -> dict[str, StoredBatch]:
         created_at = utcnow()
         rows = {
@@ -98,11 +98,11 @@ class Queries:
             ]
             for room, room_drafts in drafts.items()
         }
-        previous, new_ids = await self._runner.transact(statements.store_batches, rows)
+        previous, new_ids = await self._runner.transact(statements.store_batches, rows, wait)
         ids = iter(new_ids)
-        return {
+        return {  # the rooms stored, in name order: a busy one is left out
             room: StoredBatch(previous[room], [_message(id=next(ids), **row) for row in rows[room]])
-            for room in sorted(rows)
+            for room in previous
         }
 
     async def latest_message_id(self, *, room: str) -> int:

@@ -132,8 +132,9 @@ class SQLiteTransaction:
         self._db = db
         self._compiled = compiled
 
-    def take_room(self, room: str) -> None:
+    def take_room(self, room: str, *, wait: float | None = None) -> bool:
         """Every room is this transaction's already."""
+        return True
 
     def scalar(self, statement: Executable, params: Params) -> Any:
         compiled = self._compiled(statement, params)

@@ -86,9 +86,15 @@ NEXT_PAGE = (
     .order_by(messages.c.id)
     .limit(_limit)
 )
-#: ``key``: a room's lock on PostgreSQL, held until the transaction ends.
-LOCK_ROOM = select(
-    func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key", type_=String), literal(0)))
+_room_key = func.hashtextextended(bindparam("key", type_=String), literal(0))
+#: ``key``: a room's lock on PostgreSQL, held until the transaction ends; true when it
+#: was free, false (at once, without waiting) when another transaction holds it.
+TRY_LOCK_ROOM = select(func.pg_try_advisory_xact_lock(_room_key))
+#: ``key``: the same lock, waited for (as long as ``lock_timeout`` allows).
+LOCK_ROOM = select(func.pg_advisory_xact_lock(_room_key))
+#: ``timeout``: PostgreSQL's ``lock_timeout`` for the rest of this transaction (``"500ms"``).
+LOCK_TIMEOUT_HERE = select(
+    func.set_config(literal("lock_timeout"), bindparam("timeout", type_=String), literal(True))
 )
 #: SQLite: the rowid the connection's last INSERT gave its last row.
 LAST_ROWID = select(func.last_insert_rowid())
@@ -111,18 +117,21 @@ def room_lock_key(room: str) -> str:
 
 
 def store_batches(
-    transaction: Transaction, rows: Mapping[str, Sequence[Params]]
+    transaction: Transaction, rows: Mapping[str, Sequence[Params]], wait: float | None = None
 ) -> tuple[dict[str, int], list[int]]:
     """Insert each room's ``rows`` in one transaction: ``(previous id per room, new ids)``.
 
     Rooms are taken in name order, so two writers never wait on each other crosswise;
     once a room is this transaction's, its newest id is the one just before the new rows.
     The new ids follow the rooms' name order, then each room's rows in the order given.
+    Without ``wait``, a room another transaction holds is left out (not in the previous
+    ids, nothing of it inserted); with it, each room is waited for up to ``wait`` seconds.
     """
-    rooms = sorted(rows)
     previous: dict[str, int] = {}
-    for room in rooms:
-        transaction.take_room(room)
-        previous[room] = transaction.scalar(LATEST_ID, {"room": room}) or 0
-    new_ids = transaction.insert_many(INSERT_MESSAGE, [row for room in rooms for row in rows[room]])
+    for room in sorted(rows):
+        if transaction.take_room(room, wait=wait):
+            previous[room] = transaction.scalar(LATEST_ID, {"room": room}) or 0
+    new_ids = transaction.insert_many(
+        INSERT_MESSAGE, [row for room in previous for row in rows[room]]
+    )
     return previous, new_ids
