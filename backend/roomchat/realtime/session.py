@@ -61,6 +61,7 @@ class SocketSession:
         self._settings = settings
         self._replayed_up_to = replayed_up_to
         self._messages = limits.messages  # the user's, shared by their sockets and HTTP
+        self._reads = limits.catch_up.socket(str(principal.user_id))  # a late burst's due
         self._strikes = Strikes(limits.strikes, str(principal.user_id))
         self._in_flight: set[asyncio.Future[Message]] = set()
 
@@ -103,7 +104,9 @@ class SocketSession:
 
     async def _read(self) -> closecodes.Close | None:
         while True:
+            self._reads.waiting()
             message = await self._websocket.receive()
+            self._reads.received()
             if message["type"] == "websocket.disconnect":
                 return None
             text, data = message.get("text"), message.get("bytes")
@@ -126,7 +129,7 @@ class SocketSession:
             if announce:
                 await self._rooms.typing(self._connection.room, self._principal.username)
             return not tolerated
-        if not await self._messages.allow(self._principal.user_id):
+        if not self._reads.take() and not await self._messages.allow(self._principal.user_id):
             self._metrics.rate_limited.labels("socket").inc()
             return self._refuse("rate_limited", "slow down: too many messages")
         await self._post(frame)
