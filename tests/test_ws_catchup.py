@@ -5,7 +5,7 @@ back by posts waiting to be stored), what the client sends meanwhile waits in th
 and arrives at once. A client that kept to the rate through that is served in full: no
 ``rate_limited``, no close, every frame stored and echoed. A flood is still refused and
 closed, stall or not (test_ws_abuse.py and test_ws_rooms.py: a burst from a client that
-was merely silent).
+was merely silent), and its close comes only once its posts in flight are stored.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from tests.live import LiveServer
 from tests.rawclient import RawFloodingClient, masked_frame
 from tests.serverprocess import ServerProcess
 from tests.waiting import eventually
-from tests.wsclient import TIMEOUT, join, open_socket, recv, room_url
+from tests.wsclient import TIMEOUT, join, open_socket, recv, recv_type, room_url, wait_close_frame
 
 RATE = 20.0  # messages a second
 BURST = 3
@@ -161,12 +161,14 @@ async def _texts(base_url: str, token: str, room: str) -> list[str]:
 
 class StoreGate:
     """Every message commit waits until ``open()``; ``submitted`` counts the posts the
-    sessions handed to the writer (the server runs in a thread of its own)."""
+    sessions handed to the writer, ``stored_at`` is when the latest commit ended (the
+    server runs in a thread of its own)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self._opened = threading.Event()
         self._lock = threading.Lock()
         self._submitted = 0
+        self.stored_at: float | None = None
         gate = self
         real_add = Queries.add_messages_to_rooms  # both stores' one group commit
 
@@ -174,7 +176,9 @@ class StoreGate:
             self: Any, *, drafts: Mapping[str, Sequence[store.Draft]]
         ) -> dict[str, store.StoredBatch]:
             await asyncio.to_thread(gate._opened.wait, TIMEOUT)
-            return await real_add(self, drafts=drafts)
+            stored = await real_add(self, drafts=drafts)
+            gate.stored_at = time.monotonic()
+            return stored
 
         real_submit = MessageWriter.submit
 
@@ -221,3 +225,33 @@ async def test_a_client_held_back_by_its_posts_in_flight_is_not_refused_for_it(
     assert paced.errors == []
     assert paced.echoed == texts
     await ws.close()
+
+
+async def test_an_abuse_close_comes_once_the_posts_in_flight_are_stored(
+    live_server: Callable[..., LiveServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So a message the client sent that is not in the room's history after the close was
+    not stored, and may be sent again (README)."""
+    gate = StoreGate(monkeypatch)
+    server = live_server(messages_per_second=1, message_burst=5)
+    token = await live_token(server, "alice")
+    ws, _, _ = await join(server, "lobby", token)
+    texts = ["m0", "m1", "m2"]
+    for text in texts:
+        await ws.send(text)
+    await eventually(lambda: gate.submitted == len(texts))  # in flight: the store is held
+    for _ in range(5 + 5):  # junk: the strikes' burst, answered, then the abusive ones
+        await ws.send("{junk")
+    for _ in range(5):
+        await recv_type(ws, "error")
+    closing = asyncio.create_task(wait_close_frame(ws))
+    try:
+        done, _ = await asyncio.wait([closing], timeout=1.0)
+        assert not done, "closed with posts still being stored"
+    finally:
+        gate.open()
+    assert await closing == (1008, "too many messages: slow down")
+    closed_at = time.monotonic()
+    assert gate.stored_at is not None
+    assert gate.stored_at < closed_at
+    assert await _texts(server.http_url, token, "lobby") == texts

@@ -117,7 +117,15 @@ class SocketSession:
             else:
                 abusive = await self._handle(text)
             if abusive:
+                await self._settle()
                 return closecodes.ABUSE
+
+    async def _settle(self) -> None:
+        """Before an abuse close, let the posts still in flight be stored or refused: after
+        the close, a message of the client's not in the room's history was not stored
+        (README, "Limits are per user"). Frames behind the abusive one are never read."""
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=CLOSE_TIMEOUT_SECONDS)
 
     async def _handle(self, text: str) -> bool:
         """Act on one frame; True when the client is abusive and must be closed."""
