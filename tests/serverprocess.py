@@ -62,6 +62,15 @@ class ServerProcess:
                 time.sleep(0.05)
         raise RuntimeError(f"server did not start:\n{self.stop()}")
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): it reads nothing, as in a long pause of its own."""
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server run again (SIGCONT; nothing if it was not paused)."""
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGCONT)
+
     def stop(self) -> str:
         """Stop the server (as Ctrl-C does) and return everything it printed."""
         if self._process.poll() is None:

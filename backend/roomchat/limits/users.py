@@ -2,7 +2,8 @@
 
 A user's budget is theirs, not their socket's: reconnecting, opening more sockets or
 switching to HTTP draws on the same one. With Redis every worker counts together; while
-Redis is away each worker counts alone (``RedisRateLimiter``'s fallback).
+Redis is away each worker counts alone (``RedisRateLimiter``'s fallback). A socket's
+messages spend what its user is owed for time it was not read (``catchup``) first.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from roomchat.config import Settings
 from roomchat.limits.backend import Limiters
 from roomchat.limits.buckets import Clock, KeyedRateLimiter, SharedRateLimiter
+from roomchat.limits.catchup import CatchUp
+from roomchat.ops.loopwatch import LoopWatch
 
 HOUR = 3600.0
 
@@ -49,6 +52,8 @@ class MessageRate:
 @dataclass(frozen=True, slots=True)
 class UserLimits:
     messages: MessageRate
+    #: Messages owed for time the server did not read a user's sockets: spent first.
+    catch_up: CatchUp
     #: Frames that did nothing, toward the abuse close (``realtime.strikes``): per worker.
     strikes: KeyedRateLimiter
     #: Rooms created by first use: ``ROOMCHAT_ROOMS_PER_USER`` an hour.
@@ -59,10 +64,19 @@ class UserLimits:
 def create_user_limits(settings: Settings, *, clock: Clock | None = None) -> UserLimits:
     """Counted in Redis when it is configured (every worker counts together), else here.
 
-    ``clock`` drives this worker's own buckets (tests move time with it)."""
+    ``clock`` drives this worker's own buckets (tests move time with it). What the server
+    did not read is timed on the real clock, by a ``LoopWatch`` on the running loop,
+    which ``close`` stops."""
     rate, burst = settings.messages_per_second, settings.message_burst
     rooms = settings.rooms_per_user
     limiters = Limiters(settings, clock=clock)
+    watch = LoopWatch()
+    watch.start()
+
+    async def close() -> None:
+        watch.stop()
+        await limiters.close()
+
     return UserLimits(
         MessageRate(
             rate=rate,
@@ -70,7 +84,8 @@ def create_user_limits(settings: Settings, *, clock: Clock | None = None) -> Use
             shared=limiters("messages", rate, burst) if limiters.shared else None,
             clock=clock or time.monotonic,
         ),
+        CatchUp(rate=rate, watch=watch),
         KeyedRateLimiter(rate=rate, burst=burst),
         limiters("new-rooms", rooms / HOUR, rooms),
-        limiters.close,
+        close,
     )

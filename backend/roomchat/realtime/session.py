@@ -61,6 +61,7 @@ class SocketSession:
         self._settings = settings
         self._replayed_up_to = replayed_up_to
         self._messages = limits.messages  # the user's, shared by their sockets and HTTP
+        self._reads = limits.catch_up.socket(str(principal.user_id))  # a late burst's due
         self._strikes = Strikes(limits.strikes, str(principal.user_id))
         self._in_flight: set[asyncio.Future[Message]] = set()
 
@@ -103,7 +104,9 @@ class SocketSession:
 
     async def _read(self) -> closecodes.Close | None:
         while True:
+            self._reads.waiting()
             message = await self._websocket.receive()
+            self._reads.received()
             if message["type"] == "websocket.disconnect":
                 return None
             text, data = message.get("text"), message.get("bytes")
@@ -114,7 +117,15 @@ class SocketSession:
             else:
                 abusive = await self._handle(text)
             if abusive:
+                await self._settle()
                 return closecodes.ABUSE
+
+    async def _settle(self) -> None:
+        """Before an abuse close, let the posts still in flight be stored or refused: after
+        the close, a message of the client's not in the room's history was not stored
+        (README, "Limits are per user"). Frames behind the abusive one are never read."""
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=CLOSE_TIMEOUT_SECONDS)
 
     async def _handle(self, text: str) -> bool:
         """Act on one frame; True when the client is abusive and must be closed."""
@@ -126,7 +137,7 @@ class SocketSession:
             if announce:
                 await self._rooms.typing(self._connection.room, self._principal.username)
             return not tolerated
-        if not await self._messages.allow(self._principal.user_id):
+        if not self._reads.take() and not await self._messages.allow(self._principal.user_id):
             self._metrics.rate_limited.labels("socket").inc()
             return self._refuse("rate_limited", "slow down: too many messages")
         await self._post(frame)
