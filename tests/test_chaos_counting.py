@@ -19,8 +19,18 @@ pytestmark = pytest.mark.embedded_only  # pure arithmetic: no backend takes part
 MEMBERS = frozenset({"w-a", "w-b", "s-a-ws"})
 
 
-def send(tag: str, *, first_at: float, acked_at: float | None, via: str = "http") -> Send:
-    return Send(tag, tag.split("#")[0], via, "a", first_at, attempts=1, acked_at=acked_at)
+def send(
+    tag: str,
+    *,
+    first_at: float,
+    acked_at: float | None,
+    via: str = "http",
+    outcomes: tuple[str, ...] = (),
+) -> Send:
+    sender = tag.split("#")[0]
+    record = Send(tag, sender, via, "a", first_at, attempts=1, acked_at=acked_at)
+    record.outcomes = list(outcomes)
+    return record
 
 
 def watcher(name: str, *deliveries: tuple[int, str, float]) -> WatcherLog:
@@ -56,6 +66,7 @@ def test_a_clean_run_counts_every_acknowledged_message_once_everywhere() -> None
     assert (row["delivered_min"], row["delivered_all"]) == (2, True)
     assert (row["lost"], row["duplicated"], row["out_of_order"]) == (0, 0, 0)
     assert row["stored_unacknowledged"] == 0
+    assert row["unanswered"] == 1  # the socket message: no echo, no error frame
     assert row["presence_right"] is True
     assert row["recovery_s"] is None  # no probe was posted
     assert row["ack_p50_s"] == pytest.approx(0.3)
@@ -64,10 +75,19 @@ def test_a_clean_run_counts_every_acknowledged_message_once_everywhere() -> None
 
 def test_losses_duplicates_reordering_and_late_stores_are_each_counted() -> None:
     sends = [
-        send("s-b-http#1", first_at=1.0, acked_at=1.2),  # missing at w-b: lost
-        send("s-b-http#2", first_at=2.0, acked_at=9.0),  # timed out, retried: stored twice
-        send("s-b-http#3", first_at=3.0, acked_at=None),  # timed out, yet stored
+        send("s-b-http#1", first_at=1.0, acked_at=1.2, outcomes=("201",)),  # lost at w-b
+        # timed out, retried: stored twice
+        send("s-b-http#2", first_at=2.0, acked_at=9.0, outcomes=("ReadTimeout", "201")),
+        # timed out (yet stored), then not reached, then refused
+        send(
+            "s-b-http#3",
+            first_at=3.0,
+            acked_at=None,
+            outcomes=("ReadTimeout", "ConnectError", "HTTP 503"),
+        ),
         send("s-b-ws#1", first_at=3.5, acked_at=3.6, via="socket"),  # acked, never stored
+        send("s-b-ws#2", first_at=4.0, acked_at=None, via="socket"),  # one error frame came
+        send("s-b-ws#3", first_at=4.5, acked_at=None, via="socket"),  # and nothing else
     ]
     w_a = watcher(
         "w-a",
@@ -84,8 +104,9 @@ def test_losses_duplicates_reordering_and_late_stores_are_each_counted() -> None
         (4, tag_text("s-b-http#3")),
         (5, "a message without a tag"),
     ]
-    row = count(Recorded("faulty", sends, [w_a, w_b], stored, fault_end=5.0))
-    assert row["sent"] == 4
+    recorded = Recorded("faulty", sends, [w_a, w_b], stored, 5.0, refused_frames={"s-b-ws": 1})
+    row = count(recorded)
+    assert row["sent"] == 6
     assert row["acknowledged"] == 3
     assert row["delivered_min"] == 2  # w-b: #2 and #3; w-a: #1, #2, #3
     assert row["delivered_all"] is False
@@ -94,8 +115,10 @@ def test_losses_duplicates_reordering_and_late_stores_are_each_counted() -> None
     assert row["duplicated_tags"] == ["s-b-http#2"]
     assert row["out_of_order"] == 1
     assert row["stored_unacknowledged"] == 1
+    assert row["unanswered"] == 3  # two timeouts, and one socket message with no reply
     assert row["presence_right"] is None  # nobody was asked
     assert row["ack_max_s"] == pytest.approx(7.0)
+    assert row["ack_max_s_by_server"] == {"a": pytest.approx(7.0)}
 
 
 def test_recovery_is_timed_to_the_first_round_that_reached_every_watcher() -> None:

@@ -102,6 +102,7 @@ class Sender:
         self.ready = asyncio.Event()
         self.done = asyncio.Event()
         self.events: Counter[str] = Counter()  # errors, closes, give-ups: for the JSON
+        self.error_frames = 0  # a socket's refusals (they name no message)
 
     async def run(self) -> None:
         raise NotImplementedError
@@ -131,6 +132,7 @@ class Sender:
             "attempts": sum(s.attempts for s in self.sends.values()),
             "acknowledged": sum(s.acknowledged for s in self.sends.values()),
             "events": dict(self.events),
+            "error_frames": self.error_frames,
         }
 
 
@@ -187,6 +189,7 @@ class SocketSender(Sender):
                     self.acknowledge(tag, event.id)
             elif isinstance(event, ErrorEvent):
                 self.events[f"error {event.code}"] += 1
+                self.error_frames += 1
             elif isinstance(event, Disconnected):
                 self.events[f"closed {event.code}"] += 1
             elif (key := getattr(event, "client_id", None)) is not None:  # an ack, once any
@@ -379,7 +382,8 @@ class Churner:
                     holding.cancel()
                     await asyncio.gather(draining, holding, return_exceptions=True)
         except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
-            self.events[f"join failed {type(exc).__name__}"] += 1
+            status = exc.response.status_code if isinstance(exc, InvalidStatus) else ""
+            self.events[f"join failed {type(exc).__name__} {status}".strip()] += 1
 
 
 async def _drain(ws: ClientConnection) -> None:

@@ -6,7 +6,7 @@ message is followed by its tag whatever id the server gave it (or gave it twice)
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +90,35 @@ class Recorded:
     probes: Sequence[ProbeRound] = ()
     #: Each server's ``GET /members`` at the end (None: it did not answer).
     members_http: Mapping[str, Sequence[str] | None] = field(default_factory=dict)
+    #: Error frames each socket sender got (a socket's refusals name no message).
+    refused_frames: Mapping[str, int] = field(default_factory=dict)
+
+
+#: What an HTTP attempt ending so says of the message: nothing reached the server.
+NOT_REACHED = frozenset({"ConnectError", "ConnectTimeout"})
+
+
+def _unknown(outcome: str) -> bool:
+    """An HTTP attempt's outcome that leaves the sender not knowing: neither an answer
+    (a status) nor a failure to reach the server."""
+    return outcome != "201" and not outcome.startswith("HTTP ") and outcome not in NOT_REACHED
+
+
+def unanswered(sends: Iterable[Send], refused_frames: Mapping[str, int]) -> int:
+    """Sends whose sender was never told what became of them: a socket message with no
+    echo and no error frame, an HTTP attempt that timed out or lost its connection."""
+    socket_sent: Counter[str] = Counter()
+    socket_acked: Counter[str] = Counter()
+    unknown = 0
+    for send in sends:
+        if send.via == "socket":
+            socket_sent[send.sender] += 1
+            socket_acked[send.sender] += send.acknowledged
+        else:
+            unknown += sum(1 for outcome in send.outcomes if _unknown(outcome))
+    for sender, sent in socket_sent.items():
+        unknown += max(0, sent - socket_acked[sender] - refused_frames.get(sender, 0))
+    return unknown
 
 
 def round_completed_at(probe: ProbeRound, watchers: Iterable[WatcherLog]) -> float | None:
@@ -175,9 +204,12 @@ def count(recorded: Recorded) -> dict[str, Any]:
         if tag not in in_db or any(tag not in seen for seen in per_watcher.values())
     }
     duplicated = duplicated_tags(recorded.stored, recorded.watchers) & set(sent)
-    latencies = [
-        send.acked_at - send.first_at for send in sent.values() if send.acked_at is not None
+    by_server = [
+        (send.server, send.acked_at - send.first_at)
+        for send in sent.values()
+        if send.acked_at is not None
     ]
+    latencies = [late for _, late in by_server]
     return {
         "scenario": recorded.scenario,
         "sent": len(sent),
@@ -188,10 +220,15 @@ def count(recorded: Recorded) -> dict[str, Any]:
         "duplicated": len(duplicated),
         "out_of_order": sum(out_of_order(w) for w in recorded.watchers),
         "stored_unacknowledged": len((in_db & set(sent)) - acked),
+        "unanswered": unanswered(sent.values(), recorded.refused_frames),
         "recovery_s": recovery_seconds(recorded.probes, recorded.watchers, recorded.fault_end),
         "presence_right": presence_right(recorded.watchers, recorded.members_http),
         "ack_p50_s": percentile(latencies, 0.5),
         "ack_max_s": max(latencies, default=None),
+        "ack_max_s_by_server": {
+            server: max((late for at, late in by_server if at == server), default=None)
+            for server in sorted({send.server for send in sent.values()})
+        },
         "lost_tags": sorted(lost),
         "duplicated_tags": sorted(duplicated),
     }

@@ -17,6 +17,7 @@ COLUMNS = [
     ("duplicated", "duplicated"),
     ("out of order", "out_of_order"),
     ("stored, not acked", "stored_unacknowledged"),
+    ("no answer", "unanswered"),
     ("recovery (s)", "recovery_s"),
     ("presence right", "presence_right"),
     ("ack p50 (s)", "ack_p50_s"),

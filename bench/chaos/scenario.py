@@ -258,6 +258,7 @@ async def run_scenario(
                 fault_end=fault_end,
                 probes=prober.rounds,
                 members_http=members,
+                refused_frames={s.name: s.error_frames for s in run.senders},
             )
             result["row"] = count(recorded)
             result["members"] = {
