@@ -14,8 +14,6 @@ from bench.chaos.counting import (
     tag_text,
 )
 
-pytestmark = pytest.mark.embedded_only  # pure arithmetic: no backend takes part
-
 MEMBERS = frozenset({"w-a", "w-b", "s-a-ws"})
 
 

@@ -88,6 +88,8 @@ async def run_all(args: argparse.Namespace, deployment: Deployment, logs: Path) 
         outcomes.append((name, result))
         row = result["row"]
         print(f"  {name:<16} {result['seconds']:5.1f} s  {row.get('error') or result.get('fault')}")
+        for problem in result.get("harness_errors", []):
+            print(f"    ! a client of the harness failed (not the server's fault): {problem}")
     return outcomes
 
 
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"server logs: {logs}")
     bad = report.failed(rows)
     if bad:
-        print(f"lost or duplicated messages (or not run): {', '.join(bad)}")
+        print(f"lost or duplicated messages (or not run, or clients failed): {', '.join(bad)}")
         return 1
     return 0
 

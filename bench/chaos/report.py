@@ -47,9 +47,10 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def failed(rows: list[dict[str, Any]]) -> list[str]:
-    """The scenarios that lost or duplicated a message, or could not be run."""
+    """The scenarios that lost or duplicated a message, or could not be run (or whose
+    clients failed, so that their count cannot be trusted)."""
     return [
         row["scenario"]
         for row in rows
-        if "error" in row or row.get("lost") or row.get("duplicated")
+        if "error" in row or row.get("lost") or row.get("duplicated") or row.get("harness_errors")
     ]

@@ -170,18 +170,25 @@ class Run:
         latest = max((d.at for w in self.watchers for d in w.log.deliveries[-1:]), default=0.0)
         return self.clock.now() - latest >= since_s
 
-    async def close(self) -> None:
+    async def close(self) -> list[str]:
+        """Stop everyone; return what any of them died of (a harness fault, not the
+        server's: a watcher that died would make its messages look lost)."""
         for sender in self.senders:
             sender.sending.clear()
         dones = [p.done for p in self.watchers] + [p.done for p in self.senders]
         for done in dones + [p.done for p in self.churners]:
             done.set()
         if not self.tasks:
-            return
+            return []
         _, pending = await asyncio.wait(self.tasks, timeout=CLOSE_TIMEOUT_S)
         for task in pending:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        outcomes = await asyncio.gather(*self.tasks, return_exceptions=True)
+        return [
+            f"{task.get_name()}: {type(outcome).__name__}: {outcome}"[:300]
+            for task, outcome in zip(self.tasks, outcomes, strict=True)
+            if isinstance(outcome, Exception)
+        ]
 
 
 async def members_by_server(probes: dict[str, Client], room: str) -> dict[str, list[str] | None]:
@@ -268,7 +275,9 @@ async def run_scenario(
             result["probe_rounds"] = len(prober.rounds)
             result["probe_failures"] = dict(prober.failures)
     finally:
-        await run.close()
+        result["harness_errors"] = await run.close()
+        if "row" in result:
+            result["row"]["harness_errors"] = len(result["harness_errors"])
         timeline["clients_closed"] = clock.now()
         deployment.stop_servers()
         timeline["servers_stopped"] = clock.now()
