@@ -2,10 +2,11 @@
 
 A PostgreSQL and a Redis of the run's own; per scenario three fresh ``roomchat serve``
 (``a`` and ``b`` with one worker, ``c`` with ``--workers 2``), watchers on every server,
-senders through ``roomchat.client`` at 2.5 messages/s each, two users coming and going;
-then the fault, and a count of what was sent, acknowledged, delivered, lost, duplicated,
-and how long until a message posted on every server reached every watcher again.
-Exits 1 when a scenario lost or duplicated a message (or could not be run).
+senders through ``roomchat.client`` at 2.5 messages/s each; then the fault (a user leaves
+and another joins half-way through it), and a count of what was sent, acknowledged,
+delivered, lost, duplicated, and how long until a message posted on every server reached
+every watcher again. Exits 1 when a scenario lost or duplicated a message, could not be
+run, or one of its clients failed; see bench/README.md, "The fault scenarios".
 """
 
 from __future__ import annotations

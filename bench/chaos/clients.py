@@ -1,4 +1,4 @@
-"""The people in the room: senders, watchers, users who come and go, and the prober.
+"""The people in the room: senders, watchers, a user who leaves and one who joins, the prober.
 
 Senders use ``roomchat.client`` (a reconnecting ``Room`` and ``Client.post``) and tag
 every text; watchers are plain room sockets that record each message event as it came

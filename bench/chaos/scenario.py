@@ -1,12 +1,12 @@
 """One scenario: fresh servers, the people in the room, traffic, the fault, then the count.
 
-Timeline (seconds from the start of traffic): senders go at 2.5/s each and two users come
-and go; at ``warmup`` the fault is injected; from its end the prober posts a round on
-every server each 0.5 s until one has reached every watcher; traffic goes on until
-``seconds`` have passed and at least ``after`` since the fault ended; then sending stops,
-the run waits (bounded) until every acknowledged message is at every watcher and nothing
-has arrived for ``quiet_s``, and until the members agree; then the database is read and
-everything is counted.
+Timeline (seconds from the start of traffic): senders go at 2.5/s each; at ``warmup``
+the fault is injected, and half-way through it one user leaves and another joins; from
+its end the prober posts a round on every server each 0.5 s until one has reached every
+watcher; traffic goes on until ``seconds`` have passed and at least ``after`` since the
+fault ended; then sending stops, the run waits (bounded) until every acknowledged message
+is at every watcher and nothing has arrived for ``quiet_s``, and until the members agree;
+then the database is read and everything is counted.
 """
 
 from __future__ import annotations
