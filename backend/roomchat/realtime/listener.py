@@ -10,6 +10,9 @@ same messages in the same order, and a reconnect with ``since=`` stays exact.
 
 More missed than ``catch_up_limit`` closes the room's sockets with 1012 (they reconnect
 with ``since=``); a listener that fails closes them with 1011.
+
+Presence is not in the store: after the broker was away, the room manager reads who is
+online and hands each listener a fresh ``presence`` frame (``hold``, then ``release``).
 """
 
 from __future__ import annotations
@@ -66,6 +69,12 @@ class RoomListener:
         #: The newest message id delivered; None until subscribed, and once failed.
         self.delivered_up_to: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self._held: asyncio.Future[None] | None = None  # routing waits while it is pending
+
+    @property
+    def subscribed(self) -> bool:
+        """Subscribed and delivering: from ``start`` until stopped or failed."""
+        return self.delivered_up_to is not None
 
     @property
     def failed(self) -> bool:
@@ -77,6 +86,20 @@ class RoomListener:
         subscribed = asyncio.get_running_loop().create_future()
         self._task = spawn(self._listen(subscribed), name=f"roomchat-listener-{self.room}")
         await subscribed
+
+    def hold(self) -> None:
+        """Route no more payloads until ``release``: one taken now waits. (Routing a join,
+        leave or typing event never awaits, so none is half-delivered.)"""
+        if self._held is None:
+            self._held = asyncio.get_running_loop().create_future()
+
+    def release(self, frame: str | None) -> None:
+        """Send ``frame`` (if any) to the room's sockets, then route again, in order."""
+        held, self._held = self._held, None
+        if frame is not None:
+            self._fan_out(frame)
+        if held is not None and not held.done():  # (cancelled with a stopped listener)
+            held.set_result(None)
 
     async def stop(self) -> None:
         task = self._task
@@ -92,6 +115,8 @@ class RoomListener:
                 if not subscribed.done():  # (not if whoever started it gave up)
                     subscribed.set_result(None)
                 async for payload in subscription:
+                    if self._held is not None:
+                        await self._held
                     if isinstance(payload, Gap):
                         await self._catch_up()
                     else:

@@ -6,7 +6,8 @@ Every event a room receives comes through the broker, even in one process, so on
 behaves exactly like many: the writer (``realtime.writer``) stores a message, then
 publishes it; the room's listener (``realtime.listener``) hands each event, in order, to
 each local socket's bounded outbox. No socket can hold up the others: a full outbox drops
-that socket.
+that socket. When the broker comes back after being away, every room here is told who is
+online afresh (``_tell_who_is_online``).
 """
 
 from __future__ import annotations
@@ -62,7 +63,10 @@ class RoomManager:
         self._lingering: dict[tuple[str, str], _Lingering] = {}
         self._leaving: set[asyncio.Task[None]] = set()
         self._newest_lookups: dict[str, asyncio.Future[int]] = {}
+        self._refreshing: asyncio.Task[None] | None = None
+        self._refresh_due = False
         self._closing = False
+        broker.on_resubscribed(self._resubscribed)
 
     # -- sockets per user -------------------------------------------------------------
 
@@ -245,6 +249,63 @@ class RoomManager:
         except BrokerUnavailableError as exc:
             log.info("event not published: %s", exc)
 
+    # -- after the broker was away --------------------------------------------------
+
+    def _resubscribed(self) -> None:
+        """Every room is subscribed again: refresh presence, one refresh at a time (a
+        reconnect during one runs another after it)."""
+        self._refresh_due = True
+        if self._refreshing is None and not self._closing:
+            self._refreshing = spawn(self._refresh_presence(), name="roomchat-presence-refresh")
+
+    async def _refresh_presence(self) -> None:
+        try:
+            while self._refresh_due and not self._closing:
+                self._refresh_due = False
+                await self._tell_who_is_online()
+        finally:
+            self._refreshing = None
+
+    async def _tell_who_is_online(self) -> None:
+        """Write this worker's presence again, then send each room's sockets here a fresh
+        ``presence`` frame (the one a joining socket gets), read from the global set.
+
+        The joins and leaves published while this worker was unsubscribed are lost, and a
+        user who left during an outage may never be announced at all (Redis restarted
+        empty; the rewrite just omits them). Why every order converges anyway, for worker B
+        here and a change to a room's members made by any worker A (A writes it to Redis,
+        then publishes it): B reads after the room's subscription is confirmed again, and
+        its listener routes nothing between ``hold`` and the frame. If A published after
+        that confirmation, B gets the event, in publish order, after the frame (or before
+        it: then it came before the read, which includes the write). If A published
+        before, it wrote before too, so the read includes it. So each user ends as their
+        last change says, whether A rewrote its presence before B resubscribed or after
+        (its joins then reach B), and no rewrite's announcements need to wait for other
+        workers' subscriptions. ``recover`` waits for the rewrites (B's own, then those of
+        the workers B knew) only so that the frame is whole at once: a frame read before A
+        rewrote would show A's members leaving, until A's joins came.
+        """
+        try:
+            await self._presence.recover()
+        except BrokerUnavailableError as exc:  # away again: its next return comes back here
+            log.info("presence not refreshed: %s", exc)
+            return
+        # Not one still subscribing: its sockets' own presence frames come after that.
+        listeners = [listener for listener in self._listeners.values() if listener.subscribed]
+        for listener in listeners:
+            listener.hold()
+        members: dict[str, list[str]] | None = None
+        try:
+            members = await self._presence.members_of([listener.room for listener in listeners])
+        except BrokerUnavailableError as exc:
+            log.info("presence not refreshed: %s", exc)
+        finally:
+            for listener in listeners:
+                room = listener.room
+                listener.release(
+                    None if members is None else events.presence_event(room, members[room])
+                )
+
     # -- accounts (accounts/watch.py) -------------------------------------------------
 
     def local_users(self) -> set[str]:
@@ -272,6 +333,9 @@ class RoomManager:
         for task in self._leaving:
             task.cancel()
         self._lingering.clear()
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+            await asyncio.gather(self._refreshing, return_exceptions=True)
         listeners = list(self._listeners.values())
         self._listeners.clear()
         await asyncio.gather(*(listener.stop() for listener in listeners))

@@ -7,7 +7,7 @@ down to serialization, so that a test that passes on one passes on the other.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import AbstractAsyncContextManager
 from typing import Final, Protocol
 
@@ -64,6 +64,13 @@ class Broker(Protocol):
         on exit."""
         ...
 
+    def on_resubscribed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` each time the broker has (re)connected and every channel it
+        carries is subscribed again. What was published while it was away is lost: each
+        subscription's ``GAP`` recovers the messages; presence is the caller's to read again.
+        """
+        ...
+
     async def ping(self) -> None:
         """Raise ``BrokerUnavailableError`` unless the broker answers now (readiness)."""
         ...
@@ -85,6 +92,17 @@ class Presence(Protocol):
 
     async def members(self, room: str) -> list[str]:
         """Sorted user names; ``BrokerUnavailableError`` when it cannot be known now."""
+        ...
+
+    async def members_of(self, rooms: Collection[str]) -> dict[str, list[str]]:
+        """``members`` of each room, read together (at one moment, on Redis)."""
+        ...
+
+    async def recover(self) -> None:
+        """After the backend was away: write this worker's connections to it again
+        (announcing the joins and leaves that makes), then wait until the other workers
+        alive before have done the same, or are past their TTL (dead), so that what
+        ``members`` reads next is whole. ``BrokerUnavailableError`` when it cannot now."""
         ...
 
     async def rooms(self) -> dict[str, int]:

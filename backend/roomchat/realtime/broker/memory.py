@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 
 from roomchat.realtime.broker.base import Gap
@@ -49,6 +49,9 @@ class MemoryBroker:
             if not self._subscribers[channel]:
                 del self._subscribers[channel]
 
+    def on_resubscribed(self, callback: Callable[[], None]) -> None:
+        return None  # never away
+
     async def ping(self) -> None:
         return None
 
@@ -82,6 +85,12 @@ class MemoryPresence:
 
     async def members(self, room: str) -> list[str]:
         return sorted(self._connections.get(room, {}))
+
+    async def members_of(self, rooms: Collection[str]) -> dict[str, list[str]]:
+        return {room: await self.members(room) for room in rooms}
+
+    async def recover(self) -> None:
+        return None  # nothing is ever lost in one process
 
     async def rooms(self) -> dict[str, int]:
         return {room: len(users) for room, users in self._connections.items()}

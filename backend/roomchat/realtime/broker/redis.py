@@ -4,8 +4,10 @@ One subscriber connection per process carries every room it has sockets in. It i
 not redis-py's ``PubSub``, because redis-py reconnects a ``PubSub`` silently, and a loss
 must never be silent (see encode/broadcaster issue #144): when the connection drops, the
 reader reconnects with backoff, subscribes again, and then gives every subscription a
-``GAP`` so that the room manager fetches what it missed from the store. A PING every few
-seconds notices a connection that hangs instead of closing.
+``GAP`` so that the room manager fetches what it missed from the store. Once every channel
+is confirmed again it calls the ``on_resubscribed`` callbacks: presence events published
+meanwhile are lost too, and the room manager tells the rooms who is online afresh. A PING
+every few seconds notices a connection that hangs instead of closing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -91,6 +93,10 @@ class RedisBroker:
         # UNSUBSCRIBEs sent and not yet acknowledged, per channel: a "subscribe" reply
         # that comes before one of them belongs to an earlier subscription, not the new one.
         self._unsubscribing: dict[str, int] = {}
+        # Channels subscribed again on this connection and not yet confirmed; None once
+        # all are (and the ``on_resubscribed`` callbacks were called).
+        self._resubscribing: set[str] | None = None
+        self._on_resubscribed: list[Callable[[], None]] = []
         self._closing = False
         self._started = asyncio.Event()  # connected at least once
         self._reader = asyncio.create_task(self._run(), name="roomchat-redis-subscriber")
@@ -123,8 +129,12 @@ class RedisBroker:
             entry.subscriptions.discard(subscription)
             if not entry.subscriptions and self._channels.get(name) is entry:
                 del self._channels[name]
+                self._resubscribed(name)  # not waited for any more
                 if await self._send("UNSUBSCRIBE", name):
                     self._unsubscribing[name] = self._unsubscribing.get(name, 0) + 1
+
+    def on_resubscribed(self, callback: Callable[[], None]) -> None:
+        self._on_resubscribed.append(callback)
 
     async def ping(self) -> None:
         try:
@@ -204,6 +214,7 @@ class RedisBroker:
 
     def _lost(self) -> None:
         self._connection = None
+        self._resubscribing = None
         self._unsubscribing.clear()
         for entry in self._channels.values():
             entry.settle(confirmed=False)
@@ -213,9 +224,12 @@ class RedisBroker:
     async def _serve(self, connection: AbstractConnection) -> None:
         """Subscribe every channel again, then read until the connection fails."""
         self._connection = connection  # from here on, new channels are subscribed by _send
+        self._resubscribing = set(self._channels)
         if self._channels:
             async with self._send_lock:
                 await connection.send_command("SUBSCRIBE", *self._channels, check_health=False)
+        else:
+            self._resubscribed(None)
         self._started.set()
         log.info("Redis subscriber connected (%d rooms)", len(self._channels))
         alive = asyncio.Event()
@@ -258,3 +272,20 @@ class RedisBroker:
                 if subscription.missed:
                     subscription.missed = False
                     subscription.queue.put_nowait(GAP)
+            self._resubscribed(name)
+
+    def _resubscribed(self, name: str | None) -> None:
+        """``name`` is confirmed (or gone): once none is left, call ``on_resubscribed``."""
+        pending = self._resubscribing
+        if pending is None:
+            return
+        if name is not None:
+            pending.discard(name)
+        if pending:
+            return
+        self._resubscribing = None
+        for callback in self._on_resubscribed:
+            try:
+                callback()
+            except Exception:
+                log.exception("an on_resubscribed callback failed")

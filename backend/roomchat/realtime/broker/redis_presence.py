@@ -10,6 +10,11 @@ Every change is one Lua script, so counts stay exact whatever the interleaving. 
 keeps its own connections in memory too; when Redis lost them (a restart, or a sweep
 while this worker was cut off) or a call failed, it writes them again ("resync").
 
+After an outage, ``recover`` resyncs at once and then waits until the other workers have
+too: each heartbeat tells a worker who its peers are, and a peer's ``alive:`` key is back
+once it has rewritten its connections. Until then a member list read from Redis would
+lack the peer's members, and sockets told so would see them leave and come back.
+
 Keys, under ``{prefix}:presence:``: ``workers`` (zset: worker → deadline, ms),
 ``w:{worker}`` (set of ``room\\nuser\\nconnection``), ``alive:{worker}`` (written by a
 resync), ``r:{room}`` (hash: user → connections), ``rooms`` (hash: room → users) and
@@ -23,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Collection
 from typing import Any, cast
 from uuid import uuid4
 
@@ -35,6 +41,8 @@ from roomchat.realtime.tasks import spawn
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_SECONDS = 10.0
+#: How often ``recover`` looks whether the other workers have rewritten their presence.
+PEERS_POLL_SECONDS = 0.05
 
 _COMMON = """
 local P = ARGV[1] .. ':presence:'
@@ -93,10 +101,16 @@ if dec(room, user) then return 1 end
 return 0
 """
 
-# ARGV: prefix, worker, ttl_ms -> 1 while Redis still has what this worker wrote
+# ARGV: prefix, worker, ttl_ms -> {1 while Redis still has what this worker wrote, or 0;
+# then every other live worker}
 _HEARTBEAT = """
-redis.call('ZADD', P .. 'workers', now_ms() + tonumber(ARGV[3]), ARGV[2])
-return redis.call('EXISTS', P .. 'alive:' .. ARGV[2])
+local now = now_ms()
+redis.call('ZADD', P .. 'workers', now + tonumber(ARGV[3]), ARGV[2])
+local out = {redis.call('EXISTS', P .. 'alive:' .. ARGV[2])}
+for _, worker in ipairs(redis.call('ZRANGEBYSCORE', P .. 'workers', now, '+inf')) do
+  if worker ~= ARGV[2] then table.insert(out, worker) end
+end
+return out
 """
 
 # ARGV: prefix, worker, ttl_ms, entry... -> {'join'|'leave', room, user, ...}
@@ -177,8 +191,9 @@ class RedisPresence:
         self._redis = redis_client(url)
         self._prefix = prefix
         self.worker = uuid4().hex
-        self._ttl_ms = str(int(ttl * 1000))
+        self._ttl, self._ttl_ms = ttl, str(int(ttl * 1000))
         self._interval = ttl / 3
+        self._peers: list[str] = []  # the other live workers, at the last heartbeat
         self._local: dict[str, str] = {}  # connection id -> entry
         self._sockets: Counter[str] = Counter()  # user -> sockets claimed here
         self._dirty = False  # a change may not have reached Redis: resync
@@ -213,6 +228,19 @@ class RedisPresence:
         except REDIS_ERRORS as exc:
             raise BrokerUnavailableError(f"Redis is unavailable: {exc}") from exc
         return sorted(users)
+
+    async def members_of(self, rooms: Collection[str]) -> dict[str, list[str]]:
+        names = list(rooms)
+        if not names:
+            return {}
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:  # one moment for all
+                for room in names:
+                    pipe.hkeys(f"{self._prefix}:presence:r:{room}")
+                replies = cast(list[list[str]], await pipe.execute())
+        except REDIS_ERRORS as exc:
+            raise BrokerUnavailableError(f"Redis is unavailable: {exc}") from exc
+        return {room: sorted(users) for room, users in zip(names, replies, strict=True)}
 
     async def rooms(self) -> dict[str, int]:
         try:
@@ -287,10 +315,25 @@ class RedisPresence:
                 await asyncio.wait_for(self._stopping.wait(), delay)
 
     async def _tick(self) -> None:
-        alive = await self._heartbeat(args=[self._prefix, self.worker, self._ttl_ms])
+        alive, *peers = await self._heartbeat(args=[self._prefix, self.worker, self._ttl_ms])
+        if alive:  # (a Redis that lost this worker may not know every peer yet either)
+            self._peers = peers
         if not alive or self._dirty:
             await self.resync()
         await self._announce(await self._sweep(args=[self._prefix]))
+
+    async def recover(self) -> None:
+        try:
+            await self.resync()
+            peers = [f"{self._prefix}:presence:alive:{peer}" for peer in self._peers]
+            deadline = asyncio.get_running_loop().time() + self._ttl  # past it, a peer is dead
+            while peers and await self._redis.exists(*peers) < len(peers):
+                if asyncio.get_running_loop().time() > deadline:
+                    log.info("presence recovered without %d silent workers", len(peers))
+                    return
+                await asyncio.sleep(PEERS_POLL_SECONDS)
+        except REDIS_ERRORS as exc:
+            raise BrokerUnavailableError(f"Redis is unavailable: {exc}") from exc
 
     async def resync(self) -> None:
         """Make Redis hold exactly this worker's connections; announce what changed."""
