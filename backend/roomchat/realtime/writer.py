@@ -1,8 +1,10 @@
 """The message writer: store, then publish, every message posted in this process.
 
 One writer per process takes everything posted while it was busy, from every room, and
-stores it in one transaction (a group commit); then it publishes each room's messages in id
-order, each naming the message before it, and only then tells the senders. A sender can
+stores it in one transaction (a group commit); then it publishes each room's new messages
+in id order, each naming the message before it, and only then tells the senders. A post
+that repeats its sender's client key stores and publishes nothing: its sender is told of
+the message first stored with that key. A sender can
 keep posting meanwhile: its posts wait in line and go into the next transaction.
 
 ``submit`` is the one way in, for sockets and HTTP alike.
@@ -110,12 +112,13 @@ class MessageWriter:
             self._metrics.backend_errors.labels("store").inc()
             _fail(batch, StoreUnavailableError("the message could not be stored"))
             return
-        self._metrics.messages_received.inc(len(batch))
+        self._metrics.messages_received.inc(sum(len(s.messages) for s in stored.values()))
         for room, posts in by_room.items():
-            await self._publish(room, stored[room])
-            for post, message in zip(posts, stored[room].messages, strict=True):
+            await self._publish(room, stored[room])  # the new messages only
+            # A post that repeats a client key hears of the message first stored with it.
+            for post, answer in zip(posts, stored[room].answers, strict=True):
                 if not post.stored.done():
-                    post.stored.set_result(message)
+                    post.stored.set_result(answer.message)
 
     async def _publish(self, room: str, batch: store.StoredBatch) -> None:
         previous_id = batch.previous_id

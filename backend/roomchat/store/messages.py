@@ -3,24 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import NamedTuple, Protocol
 
 from roomchat.store.schema import Message
 
+#: How long a client key stays its user's in a room: after it, the same key is new again.
+CLIENT_ID_WINDOW = timedelta(hours=24)
+
 
 class Draft(NamedTuple):
-    """A message about to be stored."""
+    """A message about to be stored; ``client_id``, the sender's key for sending it once."""
 
     user_id: int
     author: str
     text: str
+    client_id: str | None = None
+
+
+class Stored(NamedTuple):
+    """What answers one draft: its message, and whether this batch stored it (False: the
+    draft repeats a key, so ``message`` is the one first stored with it)."""
+
+    message: Message
+    new: bool
 
 
 class StoredBatch(NamedTuple):
-    """Messages just stored, and the id of the room's message before the first (0: none)."""
+    """A room's part of a group commit: the id of the room's message before this batch's
+    first (0: none), the messages the batch stored (in id order: what to publish), and an
+    answer per draft, in the order given."""
 
     previous_id: int
     messages: list[Message]
+    answers: list[Stored]
 
 
 class MessageStore(Protocol):
@@ -36,6 +52,10 @@ class MessageStore(Protocol):
         Within a room, ids follow the given order. A room's writers take turns (on every
         worker and host), so a room's messages commit in id order and each batch knows the
         message before it: listeners use that link to notice a message they never received.
+
+        A draft with a ``client_id`` its user already used in the room within
+        ``CLIENT_ID_WINDOW`` (in an earlier batch, on any worker, or earlier in this one)
+        stores nothing: its answer is the first message with that key.
         """
         ...
 

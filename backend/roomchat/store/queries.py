@@ -6,14 +6,14 @@ their runners; the statements themselves are in statements.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import configure_mappers, instrumentation
 
 from roomchat.store import statements
-from roomchat.store.messages import Draft, StoredBatch
+from roomchat.store.messages import CLIENT_ID_WINDOW, Draft, Stored, StoredBatch
 from roomchat.store.runner import Runner, Transaction
 from roomchat.store.schema import MAX_MESSAGE_ID, Message, User, utcnow
 from roomchat.store.users import UsernameTakenError, UserRef
@@ -85,25 +85,25 @@ class Queries:
         self, *, drafts: Mapping[str, Sequence[Draft]]
     ) -> dict[str, StoredBatch]:
         created_at = utcnow()
-        rows = {
-            room: [
+        keyed = False
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for room, room_drafts in drafts.items():
+            rows[room] = [
                 {
                     "room": room,
                     "user_id": d.user_id,
                     "author": d.author,
                     "text": d.text,
                     "created_at": created_at,
+                    "client_id": d.client_id,
                 }
                 for d in room_drafts
             ]
-            for room, room_drafts in drafts.items()
-        }
-        previous, new_ids = await self._runner.transact(statements.store_batches, rows)
-        ids = iter(new_ids)
-        return {
-            room: StoredBatch(previous[room], [_message(id=next(ids), **row) for row in rows[room]])
-            for room in sorted(rows)
-        }
+            keyed = keyed or any(d.client_id is not None for d in room_drafts)
+        # Only a batch with a key looks for the messages it may repeat (one more query).
+        since = created_at - CLIENT_ID_WINDOW if keyed else None
+        previous, ids, earlier = await self._runner.transact(statements.store_batches, rows, since)
+        return _batches(rows, previous, iter(ids), earlier)
 
     async def latest_message_id(self, *, room: str) -> int:
         rows = await self._runner.fetch(statements.LATEST_ID, {"room": room})
@@ -146,10 +146,50 @@ _message = _record(Message)
 
 
 def _messages(rows: Any) -> list[Message]:
-    return [
-        _message(id=id_, room=room, user_id=user_id, author=author, text=text, created_at=created)
-        for id_, room, user_id, author, text, created in rows
-    ]
+    return [_message_of(row) for row in rows]
+
+
+def _message_of(row: Any) -> Message:
+    """A record of a ``select(messages)`` row (the table's columns, in its order)."""
+    id_, room, user_id, author, text, created_at, client_id = row
+    return _message(
+        id=id_,
+        room=room,
+        user_id=user_id,
+        author=author,
+        text=text,
+        created_at=created_at,
+        client_id=client_id,
+    )
+
+
+def _batches(
+    rows: Mapping[str, Sequence[Mapping[str, Any]]],
+    previous: Mapping[str, int],
+    ids: Iterator[int],
+    earlier: Mapping[int, Any],
+) -> dict[str, StoredBatch]:
+    """Each room's ``StoredBatch``, from ``store_batches``' answer: a row whose id is an
+    earlier message's, or a keyed row's earlier in the batch, repeats it."""
+    batches: dict[str, StoredBatch] = {}
+    first_with_key: dict[int, Message] = {}  # by id: this batch's keyed messages
+    for room in sorted(rows):
+        stored: list[Message] = []
+        answers: list[Stored] = []
+        for row in rows[room]:
+            id_ = next(ids)
+            if id_ in earlier:
+                answers.append(Stored(_message_of(earlier[id_]), False))
+            elif id_ in first_with_key:
+                answers.append(Stored(first_with_key[id_], False))
+            else:
+                message = _message(id=id_, **row)
+                stored.append(message)
+                answers.append(Stored(message, True))
+                if row["client_id"] is not None:
+                    first_with_key[id_] = message
+        batches[room] = StoredBatch(previous[room], stored, answers)
+    return batches
 
 
 def _scalar(transaction: Transaction, statement: Any, params: Mapping[str, Any]) -> Any:

@@ -8,6 +8,7 @@ The engine runner (through_engine.py) hands them to SQLAlchemy; the SQLite fast 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -25,8 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import Select
 
-from roomchat.store.runner import Params, Transaction
-from roomchat.store.schema import Message, MessageId, User
+from roomchat.store.runner import Params, Row, Transaction
+from roomchat.store.schema import Message, MessageId, User, UTCDateTime
 
 users: Table = User.__table__  # type: ignore[assignment]
 messages: Table = Message.__table__  # type: ignore[assignment]
@@ -86,6 +87,20 @@ NEXT_PAGE = (
     .order_by(messages.c.id)
     .limit(_limit)
 )
+#: ``rooms``, ``user_ids``, ``client_ids``, ``since``: keyed messages stored after ``since``
+#: in those rooms by those users with those keys (any combination: the caller keeps the
+#: exact triples), in no order. The ``IN`` on ``client_id`` lets the partial index (keyed
+#: rows only) serve it; an ``ORDER BY id`` made SQLite prefer the (room, id) index (a scan
+#: of the room), and a ``client_id IS NOT NULL`` a scan of the user's keyed messages.
+KEYED_SINCE = select(messages).where(
+    messages.c.room.in_(bindparam("rooms", expanding=True, type_=String)),
+    messages.c.user_id.in_(bindparam("user_ids", expanding=True, type_=Integer)),
+    messages.c.client_id.in_(bindparam("client_ids", expanding=True, type_=String)),
+    messages.c.created_at > bindparam("since", type_=UTCDateTime),
+)
+#: Keyed rows looked up per ``KEYED_SINCE``: its three lists stay under SQLite's oldest
+#: limit on bound parameters (999).
+KEYS_PER_QUERY = 300
 #: ``key``: a room's lock on PostgreSQL, held until the transaction ends.
 LOCK_ROOM = select(
     func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key", type_=String), literal(0)))
@@ -110,19 +125,80 @@ def room_lock_key(room: str) -> str:
 # -- the group commit ----------------------------------------------------------------------
 
 
+#: A message's client key: who sent it where, with which key.
+ClientKey = tuple[str, int, str]
+
+
+def client_key(row: Params) -> ClientKey | None:
+    """``(room, user_id, client_id)`` of a row to insert, or None when it has no key."""
+    client_id = row["client_id"]
+    return None if client_id is None else (row["room"], row["user_id"], client_id)
+
+
 def store_batches(
-    transaction: Transaction, rows: Mapping[str, Sequence[Params]]
-) -> tuple[dict[str, int], list[int]]:
-    """Insert each room's ``rows`` in one transaction: ``(previous id per room, new ids)``.
+    transaction: Transaction, rows: Mapping[str, Sequence[Params]], since: datetime | None = None
+) -> tuple[dict[str, int], list[int], dict[int, Row]]:
+    """Insert each room's ``rows`` in one transaction: ``(previous id per room, ids,
+    earlier)``.
 
     Rooms are taken in name order, so two writers never wait on each other crosswise;
     once a room is this transaction's, its newest id is the one just before the new rows.
-    The new ids follow the rooms' name order, then each room's rows in the order given.
+    ``ids`` has one id per row: the rooms' name order, then each room's rows in the order
+    given. Without ``since`` every row is inserted and ``ids`` are the new ones.
+
+    With ``since`` (the caller's sign that some row has a client key), a keyed row whose
+    key (``client_key``) was used after ``since``, or by an earlier row here, is not
+    inserted: its id is the first message's, and ``earlier`` holds the rows (``KEYED_SINCE``
+    columns) of the messages stored before this transaction that rows repeat, by id. The
+    room is already this transaction's, so no other writer can add that key meanwhile.
     """
     rooms = sorted(rows)
     previous: dict[str, int] = {}
     for room in rooms:
         transaction.take_room(room)
         previous[room] = transaction.scalar(LATEST_ID, {"room": room}) or 0
-    new_ids = transaction.insert_many(INSERT_MESSAGE, [row for room in rooms for row in rows[room]])
-    return previous, new_ids
+    ordered = [row for room in rooms for row in rows[room]]
+    if since is None:
+        return previous, transaction.insert_many(INSERT_MESSAGE, ordered), {}
+    found = _keyed_since(transaction, ordered, since)
+    fresh: list[Params] = []
+    # Per row: its place among the fresh rows, or the earlier message it repeats.
+    places: list[int | Row] = []
+    firsts: dict[ClientKey, int] = {}
+    for row in ordered:
+        key = client_key(row)
+        if key is not None and key in found:
+            places.append(found[key])
+        elif key is not None and key in firsts:
+            places.append(firsts[key])
+        else:
+            if key is not None:
+                firsts[key] = len(fresh)
+            places.append(len(fresh))
+            fresh.append(row)
+    new_ids = transaction.insert_many(INSERT_MESSAGE, fresh)
+    ids = [new_ids[place] if isinstance(place, int) else place[0] for place in places]
+    return previous, ids, {row[0]: row for row in found.values()}
+
+
+def _keyed_since(
+    transaction: Transaction, rows: Sequence[Params], since: datetime
+) -> dict[ClientKey, Row]:
+    """The first message stored after ``since`` with each keyed row's key."""
+    keys = sorted({key for row in rows if (key := client_key(row)) is not None})
+    found: dict[ClientKey, Row] = {}
+    for start in range(0, len(keys), KEYS_PER_QUERY):
+        chunk = keys[start : start + KEYS_PER_QUERY]
+        params = {
+            "rooms": sorted({room for room, _, _ in chunk}),
+            "user_ids": sorted({user_id for _, user_id, _ in chunk}),
+            "client_ids": sorted({client_id for _, _, client_id in chunk}),
+            "since": since,
+        }
+        wanted = set(chunk)
+        for row in transaction.rows(KEYED_SINCE, params):
+            id_, room, user_id, _, _, _, client_id = row  # the table's columns, in its order
+            key = (room, user_id, client_id)
+            if key in wanted and (key not in found or id_ < found[key][0]):
+                found[key] = row
+    return found
