@@ -36,24 +36,9 @@ from roomchat.store.sqlite import SQLiteStore
 from roomchat.store.statements import USERS_BY_NAME
 from roomchat.store.through_engine import EngineStore
 from roomchat.store.wal import Checkpointer
+from tests.helpers import ALLOW_INSERTS, REFUSE_INSERTS
 
 FIELDS = ("id", "room", "user_id", "author", "text", "created_at")
-
-REFUSE_INSERTS = {
-    "sqlite": [
-        "CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN "
-        "SELECT RAISE(ABORT, 'disk I/O error, say'); END"
-    ],
-    "postgresql": [
-        "CREATE FUNCTION refuse() RETURNS trigger AS "
-        "$$ BEGIN RAISE EXCEPTION 'disk I/O error, say'; END $$ LANGUAGE plpgsql",
-        "CREATE TRIGGER refuse BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse()",
-    ],
-}
-ALLOW_INSERTS = {
-    "sqlite": ["DROP TRIGGER refuse"],
-    "postgresql": ["DROP TRIGGER refuse ON messages", "DROP FUNCTION refuse()"],
-}
 
 
 @dataclass
