@@ -32,9 +32,9 @@ def keyed(text: str, client_id: Any) -> str:
 async def post(
     server: LiveServer, token: str, body: str, key: str | bytes | None = None, room: str = "lobby"
 ) -> httpx.Response:
-    headers: dict[str, str | bytes] = {"Authorization": f"Bearer {token}"}
-    if key is not None:
-        headers["Idempotency-Key"] = key
+    headers = {b"Authorization": f"Bearer {token}".encode()}
+    if key is not None:  # bytes: as a client may send them, UTF-8 or not
+        headers[b"Idempotency-Key"] = key if isinstance(key, bytes) else key.encode()
     async with httpx.AsyncClient(base_url=server.http_url) as client:
         url = f"/api/rooms/{room}/messages"
         return await client.post(url, json={"text": body}, headers=headers)
@@ -221,7 +221,8 @@ async def test_a_bad_client_id_is_refused_and_stores_nothing(live: LiveServer) -
     assert (await recv_type(alice.ws, "ack"))["client_id"] == "x" * 64
     await alice.ws.send(keyed("stored too", "a b!~"))
     assert (await recv_type(alice.ws, "ack"))["client_id"] == "a b!~"
-    for bad_header in ["x" * 65, "é".encode()]:
+    bad_headers: list[str | bytes] = ["x" * 65, "é".encode()]
+    for bad_header in bad_headers:
         response = await post(live, alice.token, "not stored", key=bad_header)
         assert response.status_code == 422, response.text
         assert response.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
