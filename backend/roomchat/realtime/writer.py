@@ -116,9 +116,9 @@ class MessageWriter:
         for room, posts in by_room.items():
             await self._publish(room, stored[room])  # the new messages only
             # A post that repeats a client key hears of the message first stored with it.
-            for post, answer in zip(posts, stored[room].answers, strict=True):
+            for post, message in zip(posts, stored[room].answers(), strict=True):
                 if not post.stored.done():
-                    post.stored.set_result(answer.message)
+                    post.stored.set_result(message)
 
     async def _publish(self, room: str, batch: store.StoredBatch) -> None:
         previous_id = batch.previous_id

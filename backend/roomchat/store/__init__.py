@@ -2,7 +2,7 @@
 (statements.py), run through SQLAlchemy's engine or SQLite's fast path; the schema and its
 migrations beside them. ``open_store`` (open.py) chooses the store at startup."""
 
-from roomchat.store.messages import CLIENT_ID_WINDOW, Draft, MessageStore, Stored, StoredBatch
+from roomchat.store.messages import CLIENT_ID_WINDOW, Draft, MessageStore, StoredBatch
 from roomchat.store.schema import Message, User
 from roomchat.store.users import UsernameTakenError, UserRef, UserStore
 
@@ -11,7 +11,6 @@ __all__ = [
     "Draft",
     "Message",
     "MessageStore",
-    "Stored",
     "StoredBatch",
     "User",
     "UserRef",

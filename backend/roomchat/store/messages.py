@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from types import MappingProxyType
 from typing import NamedTuple, Protocol
 
 from roomchat.store.schema import Message
@@ -21,22 +22,28 @@ class Draft(NamedTuple):
     client_id: str | None = None
 
 
-class Stored(NamedTuple):
-    """What answers one draft: its message, and whether this batch stored it (False: the
-    draft repeats a key, so ``message`` is the one first stored with it)."""
-
-    message: Message
-    new: bool
+#: No repeats: a batch whose every draft stored a message.
+NO_REPEATS: Mapping[int, Message] = MappingProxyType({})
 
 
 class StoredBatch(NamedTuple):
     """A room's part of a group commit: the id of the room's message before this batch's
-    first (0: none), the messages the batch stored (in id order: what to publish), and an
-    answer per draft, in the order given."""
+    first (0: none), the messages it stored (in id order: what to publish), and the drafts
+    that stored nothing because they repeat a client key, by their place among the drafts
+    given, with the message first stored with that key."""
 
     previous_id: int
     messages: list[Message]
-    answers: list[Stored]
+    repeats: Mapping[int, Message] = NO_REPEATS
+
+    def answers(self) -> list[Message]:
+        """The message that answers each draft, in the order given: a new one, or the one
+        it repeats (``repeats``)."""
+        if not self.repeats:
+            return self.messages
+        new = iter(self.messages)
+        count = len(self.messages) + len(self.repeats)
+        return [self.repeats[n] if n in self.repeats else next(new) for n in range(count)]
 
 
 class MessageStore(Protocol):
