@@ -2,10 +2,10 @@
 
 One writer per process takes everything posted while it was busy, from every room, and
 stores it in one transaction (a group commit); then it publishes each room's new messages
-in id order, each naming the message before it, and only then tells the senders. A post
-that repeats its sender's client key stores and publishes nothing: its sender is told of
-the message first stored with that key. A sender can
-keep posting meanwhile: its posts wait in line and go into the next transaction.
+in id order, each naming the message before it, and only then tells the senders. A sender
+can keep posting meanwhile: its posts wait in line and go into the next transaction. A
+post that repeats its sender's client key stores and publishes nothing: its sender is told
+of the message first stored with that key.
 
 ``submit`` is the one way in, for sockets and HTTP alike.
 """

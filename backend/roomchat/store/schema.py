@@ -4,16 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import (
-    BigInteger,
-    DateTime,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    func,
-)
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, func
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -69,13 +60,12 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         Index("ix_messages_room_id", "room", "id"),
-        # A repeated client key is looked up by (room, user_id, client_id): see
-        # statements.store_batches.
+        # A room's keyed messages, by key then time: statements.KEYED_SINCE.
         Index(
             "ix_messages_client_id",
             "room",
-            "user_id",
             "client_id",
+            "created_at",
             sqlite_where=_KEYED,
             postgresql_where=_KEYED,
         ),

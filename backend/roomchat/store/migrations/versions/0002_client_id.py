@@ -1,4 +1,4 @@
-"""Messages gain their sender's client key (exactly-once sends), found by room and user.
+"""Messages gain their sender's client key (exactly-once sends), found by room and key.
 
 The index is partial (keyed messages only): every version-1 message has no key, so it
 starts empty, and an unkeyed insert maintains no more indexes than before.
@@ -28,7 +28,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_messages_client_id",
         "messages",
-        ["room", "user_id", "client_id"],
+        ["room", "client_id", "created_at"],
         sqlite_where=KEYED,
         postgresql_where=KEYED,
     )
