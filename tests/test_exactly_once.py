@@ -9,19 +9,23 @@ answers a keyed message frame names its ``client_id``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select, text, update
 from websockets.asyncio.client import ClientConnection
 
 from roomchat import store
 from roomchat.store import statements
 from roomchat.store.engine import create_engine
+from tests import services
 from tests.helpers import ALLOW_INSERTS, REFUSE_INSERTS, live_token
 from tests.live import LiveServer
+from tests.waiting import eventually
 from tests.wsclient import TIMEOUT, join, new_member, recv, recv_type
 
 
@@ -253,3 +257,41 @@ async def test_a_failed_store_names_the_key_and_a_retry_stores_it(live: LiveServ
     assert frames["ack"]["id"] == frames["message"]["id"]
     assert await stored_texts(live, alice.token) == ["refused"]
     await alice.ws.close()
+
+
+@pytest.mark.embedded_only  # its own redis-server, stopped and started
+async def test_a_send_refused_while_redis_is_away_names_its_key(
+    live_server: Callable[..., LiveServer], private_redis: services.PrivateRedis
+) -> None:
+    server = live_server(redis_url=private_redis.url, redis_prefix="once")
+    alice = await new_member(server, "alice")
+    await asyncio.to_thread(private_redis.stop)
+    # Until the broker notices, a send may still be stored (and acked); then it is refused.
+    answers: dict[str, dict[str, Any]] = {}
+    async with asyncio.timeout(TIMEOUT):
+        for n in itertools.count():
+            await alice.ws.send(keyed("while away", f"away-{n}"))
+            answer = await first_answer_to(alice.ws, f"away-{n}")
+            if answer["type"] == "error":
+                answers[answer["code"]] = answer
+                break
+    assert answers["unavailable"]["client_id"] == f"away-{n}"
+    await asyncio.to_thread(private_redis.start)
+
+    async def resent() -> bool:  # the same key once Redis is back: stored now, once
+        await alice.ws.send(keyed("while away", f"away-{n}"))
+        answer = await first_answer_to(alice.ws, f"away-{n}")
+        return bool(answer["type"] == "ack")
+
+    await eventually(resent, TIMEOUT)
+    assert (await stored_texts(server, alice.token)).count("while away") == n + 1
+    await alice.ws.close()
+
+
+async def first_answer_to(ws: ClientConnection, client_id: str) -> dict[str, Any]:
+    """The ack or error frame that answers the message sent with ``client_id``."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            frame = await recv(ws)
+            if frame["type"] in ("ack", "error") and frame.get("client_id") == client_id:
+                return frame
