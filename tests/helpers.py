@@ -30,6 +30,24 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
 }
 
+#: A real database error on every insert into messages (``ALLOW_INSERTS`` ends it), made
+#: from another connection: ``{dialect: statements}``.
+REFUSE_INSERTS = {
+    "sqlite": [
+        "CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN "
+        "SELECT RAISE(ABORT, 'disk I/O error, say'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse() RETURNS trigger AS "
+        "$$ BEGIN RAISE EXCEPTION 'disk I/O error, say'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse()",
+    ],
+}
+ALLOW_INSERTS = {
+    "sqlite": ["DROP TRIGGER refuse"],
+    "postgresql": ["DROP TRIGGER refuse ON messages", "DROP FUNCTION refuse()"],
+}
+
 
 def free_port() -> int:
     """A loopback port nothing listens on now (for a server about to start there)."""

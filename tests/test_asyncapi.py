@@ -81,10 +81,16 @@ async def test_every_frame_a_live_server_sends_matches_the_document(
 
     alice, history, presence = await join(server, "docs", alice_token)
     seen += [history, presence]
-    sent = [{"type": "message", "text": "hello"}, {"type": "typing"}]
+    sent: list[dict[str, Any]] = [
+        {"type": "message", "text": "hello", "client_id": "docs-1"},
+        {"type": "typing"},
+    ]
     for frame in sent:
         await alice.send(json.dumps(frame))
-    seen.append(await recv_type(alice, "message"))
+    hello: list[dict[str, Any]] = []  # the room's message and the sender's ack, either first
+    while not {"message", "ack"} <= {frame["type"] for frame in hello}:
+        hello.append(await recv(alice))
+    seen += hello
     bob, history, presence = await join(server, "docs", bob_token)
     seen += [history, presence]  # a history that holds a message
     seen.append(await recv_type(alice, "join"))
@@ -93,11 +99,14 @@ async def test_every_frame_a_live_server_sends_matches_the_document(
     await alice.send("{not json")
     seen.append(await recv_type(alice, "error"))
     for n in range(3):  # the burst of 3 holds "hello" and two of these: rate_limited
-        await alice.send(json.dumps({"type": "message", "text": f"more {n}"}))
+        more = {"type": "message", "text": f"more {n}"} | ({"client_id": "late"} if n == 2 else {})
+        await alice.send(json.dumps(more))
+        sent.append(more)
     frames = [await recv(alice) for _ in range(3)]
     seen += frames
     assert sorted(frame["type"] for frame in frames) == ["error", "message", "message"], frames
-    assert [frame["code"] for frame in frames if frame["type"] == "error"] == ["rate_limited"]
+    errors = [frame for frame in frames if frame["type"] == "error"]
+    assert [(e["code"], e["client_id"]) for e in errors] == [("rate_limited", "late")]
     await bob.close()
     seen.append(await recv_type(alice, "leave"))
     await alice.close()
@@ -119,3 +128,8 @@ def test_the_schemas_refuse_what_the_server_never_sends() -> None:
     assert check(good) == []
     assert check({key: value for key, value in good.items() if key != "ts"}) != []
     assert check({**good, "extra": 1}) != []
+    ack = validator(asyncapi_document(), SERVER_FRAMES["ack"].__name__)
+    good_ack = {"type": "ack", "room": "a", "client_id": "k-1", "id": 1}
+    assert ack(good_ack) == []
+    assert ack({**good_ack, "client_id": " k"}) != []  # no space at either end
+    assert ack({key: value for key, value in good_ack.items() if key != "client_id"}) != []

@@ -13,17 +13,18 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy.exc
-from sqlalchemy import text
+from sqlalchemy import event, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from roomchat import store
 from roomchat.ops.metrics import Metrics
+from roomchat.realtime import events
 from roomchat.realtime.broker.memory import MemoryBroker
 from roomchat.realtime.writer import MessageWriter, StoreUnavailableError
 from roomchat.store import statements
@@ -35,24 +36,9 @@ from roomchat.store.sqlite import SQLiteStore
 from roomchat.store.statements import USERS_BY_NAME
 from roomchat.store.through_engine import EngineStore
 from roomchat.store.wal import Checkpointer
+from tests.helpers import ALLOW_INSERTS, REFUSE_INSERTS
 
 FIELDS = ("id", "room", "user_id", "author", "text", "created_at")
-
-REFUSE_INSERTS = {
-    "sqlite": [
-        "CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN "
-        "SELECT RAISE(ABORT, 'disk I/O error, say'); END"
-    ],
-    "postgresql": [
-        "CREATE FUNCTION refuse() RETURNS trigger AS "
-        "$$ BEGIN RAISE EXCEPTION 'disk I/O error, say'; END $$ LANGUAGE plpgsql",
-        "CREATE TRIGGER refuse BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse()",
-    ],
-}
-ALLOW_INSERTS = {
-    "sqlite": ["DROP TRIGGER refuse"],
-    "postgresql": ["DROP TRIGGER refuse ON messages", "DROP FUNCTION refuse()"],
-}
 
 
 @dataclass
@@ -288,6 +274,172 @@ async def test_a_failed_write_is_rolled_back_and_reported_to_senders(opened: Ope
     await writer.close()
 
 
+# -- exactly-once sends: a client key stores once ----------------------------------------
+
+
+def keyed(user_id: int, text: str, client_id: str) -> store.Draft:
+    return store.Draft(user_id, "Alice" if user_id == 1 else "bob", text, client_id)
+
+
+async def test_a_repeated_client_key_stores_nothing_new(opened: Opened) -> None:
+    tested, other = opened.store, await opened.other()
+    first = (await tested.add_messages_to_rooms(drafts={"lobby": [keyed(1, "hi", "k1")]}))["lobby"]
+    (message,) = first.messages
+    assert (first.answers(), first.repeats) == ([message], {})
+    assert message.client_id == "k1"
+    # Again, through another store on the same database (another worker), with another
+    # text: the first message answers, nothing is stored, nothing is to be published.
+    again = await other.add_messages_to_rooms(
+        drafts={"lobby": [keyed(1, "hi, again", "k1"), store.Draft(1, "Alice", "plain")]}
+    )
+    repeat, plain = again["lobby"].answers()
+    assert fields([repeat]) == fields([message])
+    assert list(again["lobby"].repeats) == [0]  # the first draft; the second is new
+    assert again["lobby"].messages == [plain]
+    assert again["lobby"].previous_id == message.id
+    # The key is the user's in the room: another user, or another room, is new.
+    others = await tested.add_messages_to_rooms(
+        drafts={"lobby": [keyed(2, "bob's", "k1")], "attic": [keyed(1, "attic", "k1")]}
+    )
+    assert [len(batch.messages) for batch in others.values()] == [1, 1]
+    assert not any(batch.repeats for batch in others.values())
+    texts = [m.text for m in await read_back(tested, "lobby")]
+    assert texts == ["hi", "plain", "bob's"]
+
+
+async def test_a_key_repeated_inside_one_batch_stores_once(opened: Opened) -> None:
+    drafts = [keyed(1, "one", "k"), keyed(1, "two", "k"), keyed(2, "bob", "k"), keyed(1, "x", "j")]
+    batch = (await opened.store.add_messages_to_rooms(drafts={"lobby": drafts}))["lobby"]
+    assert [m.text for m in batch.answers()] == ["one", "one", "bob", "x"]
+    assert list(batch.repeats) == [1]
+    assert batch.answers()[1] is batch.answers()[0]
+    assert [m.text for m in batch.messages] == ["one", "bob", "x"]
+    assert [m.id for m in batch.messages] == sorted(m.id for m in batch.messages)
+    assert fields(await read_back(opened.store, "lobby")) == fields(batch.messages)
+
+
+async def test_a_key_older_than_the_window_is_new_again(opened: Opened) -> None:
+    tested = opened.store
+    first = (await tested.add_messages_to_rooms(drafts={"lobby": [keyed(1, "old", "k")]}))["lobby"]
+    older = store.CLIENT_ID_WINDOW + timedelta(minutes=1)
+    async with opened.engine.begin() as connection:
+        aged = update(statements.messages).values(created_at=first.messages[0].created_at - older)
+        await connection.execute(aged)
+    again = (await tested.add_messages_to_rooms(drafts={"lobby": [keyed(1, "new", "k")]}))["lobby"]
+    assert (len(again.messages), again.repeats) == (1, {})
+    # Now the newer one answers the key (the old one is out of the window).
+    third = (await tested.add_messages_to_rooms(drafts={"lobby": [keyed(1, "?", "k")]}))["lobby"]
+    assert third.messages == []
+    assert [m.id for m in third.answers()] == [again.messages[0].id]
+    assert [m.text for m in await read_back(tested, "lobby")] == ["old", "new"]
+
+
+async def test_many_keys_in_one_batch_are_looked_up_in_chunks(opened: Opened) -> None:
+    count = statements.KEYS_PER_QUERY * 2 + 7
+    drafts = [keyed(1, f"m{n}", f"key-{n}") for n in range(count)]
+    await opened.store.add_messages_to_rooms(drafts={"lobby": drafts})
+    again = await opened.store.add_messages_to_rooms(drafts={"lobby": drafts[::-1]})
+    assert again["lobby"].messages == []
+    assert [m.text for m in again["lobby"].answers()] == [d.text for d in drafts[::-1]]
+    assert len(await opened.store.list_messages(room="lobby", limit=200, after=0)) == 200
+
+
+#: 20,000 messages in two rooms over a day, two thirds of them keyed.
+PG_KEYED_ROWS = """INSERT INTO messages (room, user_id, author, text, created_at, client_id)
+SELECT CASE WHEN g % 10 = 0 THEN 'attic' ELSE 'lobby' END, 1 + g % 2, 'a', 't',
+       now() - g * interval '4 seconds', CASE WHEN g % 3 = 0 THEN NULL ELSE 'k' || g END
+FROM generate_series(1, 20000) AS g"""
+
+
+async def test_the_key_lookup_uses_its_partial_index(opened: Opened) -> None:
+    """Each key is one lookup in the partial index, bounded by the window."""
+    params = {"room": "lobby", "client_ids": ["k1", "k2"], "since": datetime.now(UTC)}
+    lookup = statements.KEYED_SINCE.params(**params)
+    sql = lookup.compile(dialect=opened.engine.dialect, compile_kwargs={"literal_binds": True})
+    async with opened.engine.connect() as connection:
+        if opened.dialect == "postgresql":  # its planner needs rows and their statistics
+            await connection.execute(text(PG_KEYED_ROWS))
+            await connection.execute(text("ANALYZE messages"))
+            plan = await connection.execute(text(f"EXPLAIN {sql}"))
+        else:
+            plan = await connection.execute(text(f"EXPLAIN QUERY PLAN {sql}"))
+        lines = "\n".join(str(row[-1]) for row in plan)
+    if opened.dialect == "sqlite":
+        index = "USING INDEX ix_messages_client_id (room=? AND client_id=? AND created_at>?)"
+        assert index in lines, lines
+    else:
+        assert "Index Scan using ix_messages_client_id" in lines, lines
+        condition = lines.split("Index Cond:")[1].split("\n")[0]
+        for column in ("(room)::text = ", "(client_id)::text = ANY", "(created_at > "):
+            assert column in condition, lines
+
+
+async def test_only_a_batch_with_a_key_runs_the_lookup(opened: Opened) -> None:
+    """The unkeyed path runs the statements it always ran; a key adds one query."""
+    executed = await trace_statements(opened)
+    await opened.store.add_messages_to_rooms(drafts={"lobby": [store.Draft(1, "Alice", "a")]})
+    unkeyed, executed[:] = list(executed), []
+    await opened.store.add_messages_to_rooms(drafts={"lobby": [keyed(1, "b", "k")]})
+    assert not any("client_id IN" in sql for sql in unkeyed), unkeyed
+    assert len(executed) == len(unkeyed) + 1, (unkeyed, executed)
+    assert sum("client_id IN" in sql for sql in executed) == 1
+
+
+async def trace_statements(opened: Opened) -> list[str]:
+    """The SQL of every statement the store under test runs from now on."""
+    executed: list[str] = []
+    tested = opened.store
+    if isinstance(tested, SQLiteStore):
+        runner = tested._sqlite
+
+        def trace(db: sqlite3.Connection) -> None:
+            db.set_trace_callback(executed.append)
+
+        await runner._run(trace)
+        return executed
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        executed.append(statement)
+
+    event.listen(opened.engine.sync_engine, "before_cursor_execute", seen)
+    return executed
+
+
+async def test_two_writers_with_one_key_store_it_once(opened: Opened) -> None:
+    """Two workers' writers with the same key at once: the room's lock makes one of them
+    see the other's message."""
+    tested, other = opened.store, await opened.other()
+    results = await asyncio.gather(
+        *(
+            writer.add_messages_to_rooms(drafts={"lobby": [keyed(1, f"try {n}", "same")]})
+            for n, writer in enumerate([tested, other] * 5)
+        )
+    )
+    assert sum(len(result["lobby"].messages) for result in results) == 1
+    assert len({result["lobby"].answers()[0].id for result in results}) == 1
+    assert len(await read_back(tested, "lobby")) == 1
+
+
+async def test_the_writer_publishes_a_repeat_once_and_answers_both(opened: Opened) -> None:
+    broker = MemoryBroker()
+    writer = MessageWriter(broker=broker, store=opened.store, metrics=Metrics())
+    async with broker.subscribe("lobby") as subscription:
+        # Submitted back to back: one batch, where the second repeats the first's key.
+        posts = [writer.submit("lobby", keyed(1, text, "k")) for text in ("a", "b")]
+        posts.append(writer.submit("lobby", store.Draft(1, "Alice", "c")))
+        first, repeat, plain = [await post for post in posts]
+        assert repeat is first
+        assert plain.id > first.id
+        again = await writer.submit("lobby", keyed(1, "d", "k"))  # a batch of its own
+        assert again.id == first.id
+        published = [subscription.queue.get_nowait() for _ in range(subscription.queue.qsize())]
+    assert published == [
+        events.room_payload(events.message_event(first), 0),
+        events.room_payload(events.message_event(plain), first.id),
+    ]
+    await writer.close()
+
+
 # -- the SQLite fast path's own parts ---------------------------------------------------------
 
 
@@ -297,6 +449,14 @@ def test_an_in_list_is_bound_as_sqlalchemy_expands_it() -> None:
         sql, values = compiled.bind({"names": names})
         expanded = compiled._compiled.construct_expanded_state({"names": names})
         assert (sql, values) == (expanded.statement, expanded.positional_parameters)
+
+
+def test_compiling_an_insert_for_sqlite_leaves_its_returning_copies_whole() -> None:
+    """The engine's INSERT ... RETURNING is a copy of the statement the fast path compiles;
+    it must still return the new ids (once it returned only the last 1,000-row page's)."""
+    Compiled(statements.INSERT_MESSAGE, ["room", "user_id", "author", "text", "created_at"])
+    returning = statements.INSERT_MESSAGE.returning(*statements.messages.primary_key)
+    assert list(returning.exported_columns) == [statements.messages.c.id]
 
 
 async def test_a_database_error_never_quotes_the_values_it_was_given(opened: Opened) -> None:

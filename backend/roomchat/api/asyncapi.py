@@ -10,13 +10,13 @@ drift apart.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.json_schema import models_json_schema
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.json_schema import SkipJsonSchema, models_json_schema
 
 from roomchat import __version__
-from roomchat.api.schemas import MESSAGE_TEXT_PATTERN, ROOM_PATTERN
+from roomchat.api.schemas import CLIENT_ID_PATTERN, MESSAGE_TEXT_PATTERN, ROOM_PATTERN
 
 ASYNCAPI_URL = "/asyncapi.json"
 _SCHEMAS = "#/components/schemas/{model}"
@@ -24,6 +24,14 @@ _SCHEMAS = "#/components/schemas/{model}"
 
 class Frame(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+ClientId = Annotated[str, StringConstraints(pattern=CLIENT_ID_PATTERN)]
+
+
+def _optional(schema: dict[str, Any]) -> None:
+    """An optional field the server leaves out (never sends null): no default to show."""
+    schema.pop("default", None)
 
 
 # -- what the server sends -----------------------------------------------------------------
@@ -89,25 +97,50 @@ class TypingFrame(Frame):
     user: str
 
 
+class AckFrame(Frame):
+    """To the sender's socket only: its message with this ``client_id`` is stored as ``id``.
+    A repeated key (same user, room, within 24 hours) is acked with the first message's id
+    and stores nothing new."""
+
+    type: Literal["ack"]
+    room: str = Field(pattern=ROOM_PATTERN)
+    client_id: ClientId
+    id: int = Field(ge=1)
+
+
 class ErrorFrame(Frame):
     """One of the client's frames was refused; the socket stays open."""
 
     type: Literal["error"]
     code: str = Field(
         description="bad_json, unknown_type, unknown_field, bad_text, empty_text, "
-        "text_too_long, binary_frame, rate_limited, unavailable, store_unavailable"
+        "text_too_long, bad_client_id, binary_frame, rate_limited, unavailable, "
+        "store_unavailable"
     )
     detail: str
+    client_id: ClientId | SkipJsonSchema[None] = Field(
+        default=None,
+        description="the refused message frame's client_id, when it had a valid one",
+        json_schema_extra=_optional,
+    )
 
 
 # -- what a client sends -------------------------------------------------------------------
 
 
 class SendMessage(Frame):
-    """Post a message (a text frame not starting with ``{`` is one too, as plain text)."""
+    """Post a message (a text frame not starting with ``{`` is one too, as plain text).
+    With a ``client_id`` it is stored once and acked: send it again with the same key
+    until the ``ack`` comes."""
 
     type: Literal["message"]
     text: str = Field(min_length=1, pattern=MESSAGE_TEXT_PATTERN)
+    client_id: ClientId | SkipJsonSchema[None] = Field(
+        default=None,
+        json_schema_extra=_optional,
+        description="your key for this message: 1-64 printable ASCII characters, no space "
+        "at either end; shared with HTTP's Idempotency-Key",
+    )
 
 
 class SendTyping(Frame):
@@ -123,6 +156,7 @@ SERVER_FRAMES: dict[str, type[Frame]] = {
     "join": JoinFrame,
     "leave": LeaveFrame,
     "typing": TypingFrame,
+    "ack": AckFrame,
     "error": ErrorFrame,
 }
 CLIENT_FRAMES: dict[str, type[Frame]] = {"sendMessage": SendMessage, "sendTyping": SendTyping}

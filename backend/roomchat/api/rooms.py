@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, Header, HTTPException, Path, Query, status
 from fastapi.exceptions import RequestValidationError
 
 from roomchat import store
@@ -13,6 +13,7 @@ from roomchat.api.deps import CurrentUser, ServicesDep
 from roomchat.api.errors import RETRY_AFTER_SECONDS
 from roomchat.api.responses import MALFORMED_BODY, NOT_LOGGED_IN, THROTTLED
 from roomchat.api.schemas import (
+    CLIENT_ID_PATTERN,
     ROOM_PATTERN,
     MembersOut,
     MessageIn,
@@ -28,6 +29,17 @@ from roomchat.services import Services
 router = APIRouter(prefix="/api/rooms", tags=["rooms"], responses=NOT_LOGGED_IN)
 
 RoomName = Annotated[str, Path(pattern=ROOM_PATTERN, description="1-64 of A-Z a-z 0-9 _ -")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=CLIENT_ID_PATTERN,
+        description="Send exactly once: the same key from the same user in the same room "
+        "within 24 hours stores nothing new and answers 201 with the first message. The "
+        "same keys as a socket message's client_id: 1-64 printable ASCII characters, no "
+        "space at either end.",
+    ),
+]
 
 
 @router.get("", response_model=list[RoomOut])
@@ -76,9 +88,14 @@ async def list_messages(
     },
 )
 async def post_message(
-    room: RoomName, body: MessageIn, user: CurrentUser, services: ServicesDep
+    room: RoomName,
+    body: MessageIn,
+    user: CurrentUser,
+    services: ServicesDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> MessageOut:
-    """Post a message; every socket in the room receives it."""
+    """Post a message; every socket in the room receives it. With ``Idempotency-Key``, a
+    retry is safe: a repeat answers with the first message and delivers nothing new."""
     checked = check_text(body.text, max_chars=services.settings.max_message_chars)
     if isinstance(checked, FrameError):
         error = {"type": checked.code, "loc": ("body", "text"), "msg": checked.detail}
@@ -89,7 +106,7 @@ async def post_message(
         raise HTTPException(429, detail="too many messages", headers={"Retry-After": retry_after})
     if await services.rooms.is_new(room):
         await take_new_room(services, user.user_id)
-    draft = store.Draft(user.user_id, user.username, checked.text)
+    draft = store.Draft(user.user_id, user.username, checked.text, idempotency_key)
     try:
         message = await services.writer.submit(room, draft)
     except ChatUnavailableError as exc:

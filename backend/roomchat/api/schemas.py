@@ -22,6 +22,11 @@ _BLANK_CLASS = "".join(f"\\u{ord(ch):04x}" for ch in BLANK_CHARACTERS)
 #: Not blank, and no NUL (U+0000), which PostgreSQL cannot store.
 MESSAGE_TEXT_PATTERN = rf"^[^\x00]*[^{_BLANK_CLASS}\x00][^\x00]*$"
 
+#: A client key for exactly-once sends: 1-64 printable ASCII characters (what an HTTP
+#: header carries unchanged, so a socket and ``Idempotency-Key`` share keys), neither
+#: starting nor ending with a space (a header's value loses those).
+CLIENT_ID_PATTERN = r"^[!-~](?:[ -~]{0,62}[!-~])?$"
+
 Username = Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=MAX_PASSWORD_CHARS)]
 

@@ -86,8 +86,16 @@ def typing_event(room: str, user: str) -> str:
     return encode({"type": "typing", "room": room, "user": user})
 
 
-def error_event(code: str, detail: str) -> str:
-    return encode({"type": "error", "code": code, "detail": detail})
+def error_event(code: str, detail: str, client_id: str | None = None) -> str:
+    """An error answering a client's frame; one answering a keyed message names its key."""
+    if client_id is None:
+        return encode({"type": "error", "code": code, "detail": detail})
+    return encode({"type": "error", "code": code, "detail": detail, "client_id": client_id})
+
+
+def ack_event(room: str, client_id: str, message_id: int) -> str:
+    """To the sender's socket only: its keyed message is stored (or was, first) as ``id``."""
+    return encode({"type": "ack", "room": room, "client_id": client_id, "id": message_id})
 
 
 def message_id(event: str) -> int | None:

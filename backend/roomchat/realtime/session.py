@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
+from functools import partial
 
 from starlette.types import Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -131,7 +132,7 @@ class SocketSession:
         """Act on one frame; True when the client is abusive and must be closed."""
         frame = parse_frame(text, max_chars=self._settings.max_message_chars)
         if isinstance(frame, FrameError):
-            return self._refuse(frame.code, frame.detail)
+            return self._refuse(frame.code, frame.detail, frame.client_id)
         if isinstance(frame, Typing):
             announce, tolerated = self._strikes.typing()
             if announce:
@@ -139,15 +140,15 @@ class SocketSession:
             return not tolerated
         if not self._reads.take() and not await self._messages.allow(self._principal.user_id):
             self._metrics.rate_limited.labels("socket").inc()
-            return self._refuse("rate_limited", "slow down: too many messages")
+            return self._refuse("rate_limited", "slow down: too many messages", frame.client_id)
         await self._post(frame)
         return False
 
-    def _refuse(self, code: str, detail: str) -> bool:
+    def _refuse(self, code: str, detail: str, client_id: str | None = None) -> bool:
         """Answer a frame that did nothing with an error; True once that is abuse."""
         if not self._strikes.strike():
             return True
-        self._reply_error(code, detail)
+        self._reply_error(code, detail, client_id)
         return False
 
     async def _post(self, frame: ChatMessage) -> None:
@@ -156,27 +157,37 @@ class SocketSession:
         Up to ``MAX_POSTS_IN_FLIGHT`` of a socket's messages wait to be stored at once, so
         a fast sender's messages share transactions; past that, reading waits.
         """
-        draft = store.Draft(self._principal.user_id, self._principal.username, frame.text)
+        principal, client_id = self._principal, frame.client_id
+        draft = store.Draft(principal.user_id, principal.username, frame.text, client_id)
         try:
             stored = self._writer.submit(self._connection.room, draft)
         except ChatUnavailableError as exc:
-            self._reply_error(exc.code, str(exc))
+            self._reply_error(exc.code, str(exc), client_id)
             return
         self._in_flight.add(stored)
-        stored.add_done_callback(self._after_store)
+        if client_id is None:
+            stored.add_done_callback(self._after_store)
+        else:  # answered with an ack, or an error naming the key
+            stored.add_done_callback(partial(self._after_store, client_id=client_id))
         if len(self._in_flight) >= MAX_POSTS_IN_FLIGHT:
             await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
 
-    def _after_store(self, stored: asyncio.Future[Message]) -> None:
+    def _after_store(self, stored: asyncio.Future[Message], client_id: str | None = None) -> None:
         self._in_flight.discard(stored)
-        error = None if stored.cancelled() else stored.exception()
-        if isinstance(error, ChatUnavailableError):
-            self._connection.offer(Outgoing.of(events.error_event(error.code, str(error))))
-        elif error is not None:
+        if stored.cancelled():
+            return
+        error = stored.exception()
+        if error is None:
+            if client_id is not None:  # the sender alone hears it; the room gets the message
+                ack = events.ack_event(self._connection.room, client_id, stored.result().id)
+                self._connection.offer(Outgoing.of(ack))
+        elif isinstance(error, ChatUnavailableError):
+            self._reply_error(error.code, str(error), client_id)
+        else:
             log.error("storing a message failed", exc_info=error)
 
-    def _reply_error(self, code: str, detail: str) -> None:
-        self._connection.offer(Outgoing.of(events.error_event(code, detail)))
+    def _reply_error(self, code: str, detail: str, client_id: str | None = None) -> None:
+        self._connection.offer(Outgoing.of(events.error_event(code, detail, client_id)))
 
 
 async def close_socket(websocket: WebSocket, close: closecodes.Close) -> None:

@@ -1,9 +1,11 @@
 """The message writer: store, then publish, every message posted in this process.
 
 One writer per process takes everything posted while it was busy, from every room, and
-stores it in one transaction (a group commit); then it publishes each room's messages in id
-order, each naming the message before it, and only then tells the senders. A sender can
-keep posting meanwhile: its posts wait in line and go into the next transaction.
+stores it in one transaction (a group commit); then it publishes each room's new messages
+in id order, each naming the message before it, and only then tells the senders. A sender
+can keep posting meanwhile: its posts wait in line and go into the next transaction. A
+post that repeats its sender's client key stores and publishes nothing: its sender is told
+of the message first stored with that key.
 
 **Lanes.** The group commit never waits for a room: on PostgreSQL it takes each room's
 lock only if it is free. A room another writer holds (another worker committing, or one
@@ -267,10 +269,11 @@ class MessageWriter:
         finally:
             self._open_since.remove(began)
         busy = {room: by_room.pop(room) for room in [r for r in by_room if r not in stored]}
-        self._metrics.messages_received.inc(len(batch) - sum(map(len, busy.values())))
+        self._metrics.messages_received.inc(sum(len(s.messages) for s in stored.values()))
         for room, posts in by_room.items():
-            await self._publish(room, stored[room])
-            for post, message in zip(posts, stored[room].messages, strict=True):
+            await self._publish(room, stored[room])  # the new messages only
+            # A post that repeats a client key hears of the message first stored with it.
+            for post, message in zip(posts, stored[room].answers(), strict=True):
                 if not post.stored.done():
                     post.stored.set_result(message)
         return busy

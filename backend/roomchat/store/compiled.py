@@ -16,7 +16,7 @@ from typing import Any, cast
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import Insert, UpdateBase
 
 from roomchat.store.runner import Params, Row
 
@@ -30,6 +30,7 @@ class Compiled:
     """One statement for ``sqlite3``: its SQL, how to bind its parameters, how to read its rows."""
 
     def __init__(self, statement: Executable, column_keys: Sequence[str] | None = None) -> None:
+        dml = isinstance(statement, UpdateBase)
         assert isinstance(statement, ClauseElement)
         compiled = cast(SQLCompiler, statement.compile(dialect=DIALECT, column_keys=column_keys))
         self._compiled = compiled
@@ -44,7 +45,12 @@ class Compiled:
         self._processors = [(i, slot[2]) for i, slot in enumerate(self._slots) if slot[2]]
         self._expanding = [name for name, _, _, expanding in self._slots if expanding]
         self._expanded: dict[tuple[int, ...], str] = {}
-        columns = getattr(statement, "exported_columns", ())
+        # Only a SELECT's columns are read back here (DML returns none: the fast path learns
+        # ids from last_insert_rowid). Asking an INSERT for its exported_columns memoizes
+        # an empty list that its .returning() copies keep, and PostgreSQL's many-page
+        # INSERT ... RETURNING then lost every page but the last (a process with both
+        # stores: the tests).
+        columns = () if dml else getattr(statement, "exported_columns", ())
         self._results = [
             (index, processor)
             for index, column in enumerate(columns)

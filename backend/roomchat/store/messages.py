@@ -3,24 +3,47 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from types import MappingProxyType
 from typing import NamedTuple, Protocol
 
 from roomchat.store.schema import Message
 
+#: How long a client key stays its user's in a room: after it, the same key is new again.
+CLIENT_ID_WINDOW = timedelta(hours=24)
+
 
 class Draft(NamedTuple):
-    """A message about to be stored."""
+    """A message about to be stored; ``client_id``, the sender's key for sending it once."""
 
     user_id: int
     author: str
     text: str
+    client_id: str | None = None
+
+
+#: No repeats: a batch whose every draft stored a message.
+NO_REPEATS: Mapping[int, Message] = MappingProxyType({})
 
 
 class StoredBatch(NamedTuple):
-    """Messages just stored, and the id of the room's message before the first (0: none)."""
+    """A room's part of a group commit: the id of the room's message before this batch's
+    first (0: none), the messages it stored (in id order: what to publish), and the drafts
+    that stored nothing because they repeat a client key, by their place among the drafts
+    given, with the message first stored with that key."""
 
     previous_id: int
     messages: list[Message]
+    repeats: Mapping[int, Message] = NO_REPEATS
+
+    def answers(self) -> list[Message]:
+        """The message that answers each draft, in the order given: a new one, or the one
+        it repeats (``repeats``)."""
+        if not self.repeats:
+            return self.messages
+        new = iter(self.messages)
+        count = len(self.messages) + len(self.repeats)
+        return [self.repeats[n] if n in self.repeats else next(new) for n in range(count)]
 
 
 class MessageStore(Protocol):
@@ -41,6 +64,10 @@ class MessageStore(Protocol):
         missing from the result, and nothing of it was stored. With ``wait`` each room is
         waited for up to that many seconds, then the whole call fails (nothing stored).
         ``runner.CommitOutcomeUnknownError``: the commit's answer was lost.
+
+        A draft with a ``client_id`` its user already used in the room within
+        ``CLIENT_ID_WINDOW`` (in an earlier batch, on any worker, or earlier in this one)
+        stores nothing: its answer is the first message with that key.
         """
         ...
 

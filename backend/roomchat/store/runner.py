@@ -42,6 +42,10 @@ class Transaction(Protocol):
 
     def rowcount(self, statement: Executable, params: Params) -> int: ...
 
+    def rows(self, statement: Executable, params: Params) -> Sequence[Row]:
+        """Every row of a read inside the transaction, as ``Runner.fetch`` gives them."""
+        ...
+
     def insert_many(self, statement: Insert, rows: Sequence[Params]) -> list[int]:
         """Insert ``rows`` in order; the new rows' primary keys, in the same order."""
         ...

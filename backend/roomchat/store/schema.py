@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, func
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -51,9 +52,24 @@ MessageId = BigInteger().with_variant(Integer(), "sqlite")
 MAX_MESSAGE_ID = 2**63 - 1
 
 
+#: Only keyed messages are in it, so an unkeyed insert costs no more than before the key.
+_KEYED = sql_text("client_id IS NOT NULL")
+
+
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_room_id", "room", "id"),)
+    __table_args__ = (
+        Index("ix_messages_room_id", "room", "id"),
+        # A room's keyed messages, by key then time: statements.KEYED_SINCE.
+        Index(
+            "ix_messages_client_id",
+            "room",
+            "client_id",
+            "created_at",
+            sqlite_where=_KEYED,
+            postgresql_where=_KEYED,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(MessageId, primary_key=True)
     room: Mapped[str] = mapped_column(String(64))
@@ -61,3 +77,5 @@ class Message(Base):
     author: Mapped[str] = mapped_column(String(32))
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The sender's key for exactly-once sends (API.md), or None.
+    client_id: Mapped[str | None] = mapped_column(String(64), default=None)

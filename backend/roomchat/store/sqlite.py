@@ -144,6 +144,10 @@ class SQLiteTransaction:
     def rowcount(self, statement: Executable, params: Params) -> int:
         return self._db.execute(*self._compiled(statement, params).bind(params)).rowcount
 
+    def rows(self, statement: Executable, params: Params) -> Sequence[Row]:
+        compiled = self._compiled(statement, params)
+        return compiled.rows(self._db.execute(*compiled.bind(params)).fetchall())
+
     def insert_many(self, statement: Insert, rows: Sequence[Params]) -> list[int]:
         if not rows:
             return []

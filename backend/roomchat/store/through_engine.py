@@ -89,8 +89,11 @@ class EngineTransaction:
     def rowcount(self, statement: Executable, params: Params) -> int:
         return int(getattr(self._connection.execute(statement, params), "rowcount", 0))
 
+    def rows(self, statement: Executable, params: Params) -> Sequence[Row]:
+        return self._connection.execute(statement, params).all()
+
     def insert_many(self, statement: Insert, rows: Sequence[Params]) -> list[int]:
-        if not rows:
+        if not rows:  # an empty parameter list would insert one row of defaults
             return []
         if self._postgresql:
             returning = statement.returning(
