@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 from collections import OrderedDict
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -84,6 +85,8 @@ class Room:
         self._outcomes: OrderedDict[str, int | MessageRefusedError] = OrderedDict()
         self._settled = asyncio.Event()
         self._retries: set[asyncio.Task[None]] = set()
+        #: An event taken from the queue by a ``__anext__`` that was cancelled.
+        self._held: list[Event] = []
 
     async def __aenter__(self) -> Room:
         try:
@@ -118,11 +121,21 @@ class Room:
     async def __anext__(self) -> Event:
         """The next event; ends when the room ends, raises why it ended if it failed."""
         task = self._running()
+        if self._held:
+            return self._held.pop()
         while self._events.empty():
             if task.done():
                 self._raise_end(task)
             getter = asyncio.ensure_future(self._events.get())
-            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                # The caller gave up waiting: leave no getter behind, and lose no event
+                # it had already taken (the next call returns it).
+                if getter.done() and not getter.cancelled():
+                    self._held.append(getter.result())
+                getter.cancel()
+                raise
             if getter.done():
                 return getter.result()
             getter.cancel()
@@ -164,9 +177,7 @@ class Room:
                 raise KeyError(f"no message {client_id!r} was sent in {self.name!r}")
             if task.done():
                 self._raise_end(task)
-            settled = asyncio.ensure_future(self._settled.wait())
-            await asyncio.wait({settled, task}, return_when=asyncio.FIRST_COMPLETED)
-            settled.cancel()
+            await _first_of(self._settled.wait(), task)
 
     async def typing(self) -> None:
         """Tell the room you are typing (dropped while reconnecting: it is ephemeral)."""
@@ -192,9 +203,7 @@ class Room:
                     self._connected.clear()  # the reconnect writes it again
             if task.done():
                 self._raise_end(task)
-            waiter = asyncio.ensure_future(self._connected.wait())
-            await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
+            await _first_of(self._connected.wait(), task)
 
     def _running(self) -> asyncio.Task[None]:
         if self._task is None:
@@ -392,6 +401,16 @@ class Room:
             await ws.close()
             raise _Retry(f"no history frame: {type(exc).__name__}") from None
         return ws, first
+
+
+async def _first_of(waited: Coroutine[Any, Any, object], task: asyncio.Task[None]) -> None:
+    """Wait until ``waited`` is done or the room's ``task`` ends; ``waited`` never outlives
+    the call (not even when the caller is cancelled)."""
+    future = asyncio.ensure_future(waited)
+    try:
+        await asyncio.wait({future, task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        future.cancel()
 
 
 def _retryable(status_code: int) -> bool:
