@@ -513,6 +513,44 @@ def test_a_refused_message_is_kept_with_retry(
     expect(unsent).to_have_count(0)
 
 
+#: The page's first message frame is followed at once by closing its socket (4000: the
+#: page's own "connect again"): the server stores the message, its ack never arrives.
+DROP_AFTER_FIRST_MESSAGE = """
+    const nativeSend = WebSocket.prototype.send;
+    window.__messageFrames = [];
+    WebSocket.prototype.send = function (data) {
+        nativeSend.call(this, data);
+        if (!String(data).includes('"type":"message"')) return;
+        window.__messageFrames.push(JSON.parse(data));
+        if (window.__messageFrames.length === 1) this.close(4000);
+    };
+"""
+
+
+@pytest.mark.embedded_only
+def test_a_message_whose_ack_was_lost_is_sent_again_and_stored_once(
+    live: LiveServer, person: Callable[..., Person]
+) -> None:
+    jo = person(live)
+    jo.page.add_init_script(DROP_AFTER_FIRST_MESSAGE)
+    jo.page.reload()
+    jo.register("jo")
+    jo.join("keyed")
+    jo.send("only once")
+    expect(jo.messages).to_have_text([said("jo", "only once")])
+    expect(jo.page.get_by_role("list", name="Unsent messages")).to_be_hidden()
+    frames = jo.page.evaluate("() => window.__messageFrames")
+    assert len(frames) == 2, frames  # once on the dropped socket, once on the next
+    assert frames[0]["client_id"] == frames[1]["client_id"]
+    token = httpx.post(
+        f"{live.http_url}/api/auth/token", data={"username": "jo", "password": PASSWORD}
+    ).json()["access_token"]
+    stored = httpx.get(
+        f"{live.http_url}/api/rooms/keyed/messages", headers={"Authorization": f"Bearer {token}"}
+    ).json()["messages"]
+    assert [m["text"] for m in stored] == ["only once"]
+
+
 @pytest.mark.embedded_only
 def test_the_abuse_close_reconnects_instead_of_logging_out(
     live: LiveServer, person: Callable[..., Person]

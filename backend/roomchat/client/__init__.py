@@ -15,12 +15,15 @@ from roomchat.client.errors import (
     AuthenticationError,
     HandshakeRefusedError,
     HTTPError,
+    MessageRefusedError,
+    OutcomeUnknownError,
     RoomchatError,
     RoomClosedError,
     ServerUnavailableError,
 )
 from roomchat.client.http import Client
 from roomchat.client.models import (
+    Ack,
     Disconnected,
     ErrorEvent,
     Event,
@@ -36,6 +39,7 @@ from roomchat.client.room import RECONNECT_CODES, Room
 
 __all__ = [
     "RECONNECT_CODES",
+    "Ack",
     "AuthenticationError",
     "Backoff",
     "Client",
@@ -47,6 +51,8 @@ __all__ = [
     "Join",
     "Leave",
     "Message",
+    "MessageRefusedError",
+    "OutcomeUnknownError",
     "Presence",
     "Room",
     "RoomClosedError",

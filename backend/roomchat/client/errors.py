@@ -14,6 +14,8 @@ class HTTPError(RoomchatError):
         super().__init__(f"{what}: HTTP {status_code}: {sentence(detail)}")
         self.status_code = status_code
         self.detail = detail
+        #: The answer's ``Retry-After`` header, when it had one (429, 503).
+        self.retry_after: str | None = None
 
 
 def sentence(detail: object) -> str:
@@ -57,4 +59,29 @@ class RoomClosedError(RoomchatError):
 
 
 class ServerUnavailableError(RoomchatError):
-    """The server could not be reached (or a room could not reconnect within its attempts)."""
+    """The server could not be reached (or a room could not reconnect within its attempts):
+    a request that raises this was never taken in."""
+
+
+class OutcomeUnknownError(RoomchatError):
+    """A request was sent but no answer came (a read timed out, the connection dropped):
+    it may or may not have taken effect.
+
+    A post raises it only after its own retries, each with the same ``idempotency_key``;
+    posting again later with that key is safe: the server stores the message at most once.
+    """
+
+    def __init__(self, what: str, *, idempotency_key: str | None = None) -> None:
+        super().__init__(f"{what}: no answer, so it may or may not have been done")
+        self.idempotency_key = idempotency_key
+
+
+class MessageRefusedError(RoomchatError):
+    """The server refused a message sent on a room's socket for good (``text_too_long``,
+    ``empty_text``…), or kept refusing it (``rate_limited``…) past the client's retries."""
+
+    def __init__(self, code: str, detail: str, *, client_id: str) -> None:
+        super().__init__(f"message {client_id} refused: {code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.client_id = client_id

@@ -10,11 +10,17 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
+from uuid import uuid4
 
 import httpx
 
 from roomchat.client.backoff import Backoff
-from roomchat.client.errors import AuthenticationError, HTTPError, ServerUnavailableError
+from roomchat.client.errors import (
+    AuthenticationError,
+    HTTPError,
+    OutcomeUnknownError,
+    ServerUnavailableError,
+)
 from roomchat.client.models import Message, RoomInfo, User
 from roomchat.client.room import Room
 
@@ -47,6 +53,8 @@ class Client:
         self.backoff = backoff or Backoff()
         #: Log in again this long before the token expires (and allow this clock skew).
         self.refresh_margin = 60.0
+        #: After a ``1008 too many messages`` close, wait this long before reconnecting.
+        self.abuse_pause = 5.0
         self._http: httpx.AsyncClient | None = None
         self._login_lock = asyncio.Lock()
 
@@ -165,12 +173,41 @@ class Client:
         response = await self._call("GET", f"/api/rooms/{_path(room)}/members")
         return list(response.json()["members"])
 
-    async def post(self, room: str, text: str) -> Message:
-        """Post over HTTP: returns once the message is stored and delivered to the room."""
-        response = await self._call(
-            "POST", f"/api/rooms/{_path(room)}/messages", json={"text": text}
-        )
-        return Message.from_json(response.json())
+    async def post(
+        self, room: str, text: str, *, idempotency_key: str | None = None, attempts: int = 3
+    ) -> Message:
+        """Post over HTTP: returns once the message is stored and delivered to the room.
+
+        Exactly once: the post carries an ``Idempotency-Key`` (yours, or a new random one),
+        and one the server did not answer (no answer came: a timeout, a dropped
+        connection), or answered ``503``/``429``, is posted again with the same key, up to
+        ``attempts`` times in all: the server stores one key once. When the last attempt
+        went unanswered it raises ``OutcomeUnknownError`` (``.idempotency_key``: post again
+        with it later to be sure); when none reached the server, ``ServerUnavailableError``.
+        """
+        key = idempotency_key or uuid4().hex
+        path = f"/api/rooms/{_path(room)}/messages"
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = await self._call(
+                    "POST", path, json={"text": text}, headers={"Idempotency-Key": key}, keyed=True
+                )
+                return Message.from_json(response.json())
+            except OutcomeUnknownError as unknown:
+                if last:
+                    raise OutcomeUnknownError(f"POST {path}", idempotency_key=key) from unknown
+                delay = self.backoff.delay(attempt)
+            except HTTPError as refused:
+                if last or refused.status_code not in (429, 503):
+                    raise
+                delay = max(self.backoff.delay(attempt), _retry_after(refused))
+            except ServerUnavailableError:
+                if last:
+                    raise
+                delay = self.backoff.delay(attempt)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def room(self, name: str, *, since: int | None = None, queue_size: int = 1024) -> Room:
         """``async with client.room("lobby") as room:`` joins; iterate it for events.
@@ -180,28 +217,56 @@ class Client:
         """
         return Room(self, name, since=since, queue_size=queue_size)
 
-    async def _call(self, method: str, path: str, **options: Any) -> httpx.Response:
-        """An authenticated request; a refused token with credentials logs in once more."""
+    async def _call(
+        self, method: str, path: str, *, keyed: bool = False, **options: Any
+    ) -> httpx.Response:
+        """An authenticated request; a refused token with credentials logs in once more.
+
+        ``keyed``: the request carries an ``Idempotency-Key``, so one sent but unanswered
+        raises ``OutcomeUnknownError`` (safe to send again) rather than
+        ``ServerUnavailableError``."""
         token = await self.fresh_token()
-        response = await self._send(method, path, token=token, **options)
+        response = await self._send(method, path, token=token, keyed=keyed, **options)
         if response.status_code == 401 and self.can_log_in:
             token = await self.relogin(token)
-            response = await self._send(method, path, token=token, **options)
+            response = await self._send(method, path, token=token, keyed=keyed, **options)
         if response.status_code == 401:
             raise AuthenticationError(401, _detail(response), what=f"{method} {path}")
         _raise_for_status(response, f"{method} {path}")
         return response
 
     async def _send(
-        self, method: str, path: str, *, token: str | None = None, **options: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        keyed: bool = False,
+        **options: Any,
     ) -> httpx.Response:
         if self._http is None:
             raise RuntimeError("use the client as `async with Client(...) as client:`")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = dict(options.pop("headers", None) or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         try:
             return await self._http.request(method, path, headers=headers, **options)
         except httpx.TransportError as exc:
+            if keyed and not isinstance(exc, NOT_SENT):
+                raise OutcomeUnknownError(f"{method} {path}: {type(exc).__name__}") from exc
             raise ServerUnavailableError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+
+
+#: Transport errors before the request went out: the server never saw it.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def _retry_after(error: HTTPError) -> float:
+    """The seconds a ``Retry-After`` asked for (a number; dates are not used here)."""
+    try:
+        return min(30.0, max(0.0, float(error.retry_after or 0)))
+    except ValueError:
+        return 0.0
 
 
 def token_expires_at(token: str) -> float | None:
@@ -228,4 +293,6 @@ def _detail(response: httpx.Response) -> object:
 
 def _raise_for_status(response: httpx.Response, what: str) -> None:
     if response.is_error:
-        raise HTTPError(response.status_code, _detail(response), what=what)
+        error = HTTPError(response.status_code, _detail(response), what=what)
+        error.retry_after = response.headers.get("Retry-After")
+        raise error

@@ -65,10 +65,25 @@ class Presence:
 
 @dataclass(frozen=True, slots=True)
 class ErrorEvent:
-    """The server refused one of our frames (``rate_limited``, ``text_too_long``…)."""
+    """The server refused one of our frames (``text_too_long``, ``bad_json``…).
+
+    ``client_id`` names the message it refused, when it was one sent with ``room.send``;
+    a refusal the room retries by itself (``rate_limited``, ``unavailable``,
+    ``store_unavailable``) is not yielded until the retries run out."""
 
     code: str
     detail: str
+    client_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """A message sent with ``room.send`` is stored: ``client_id`` (what ``send`` returned)
+    is message ``id``. Its ``Message`` event comes too, before or after."""
+
+    room: str
+    client_id: str
+    id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +96,7 @@ class Disconnected:
     reason: str
 
 
-Event = Message | Join | Leave | Typing | Presence | ErrorEvent | Disconnected
+Event = Message | Join | Leave | Typing | Presence | ErrorEvent | Ack | Disconnected
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,5 +128,13 @@ def parse_event(frame: dict[str, Any], room: str) -> Event | None:
     if kind == "presence":
         return Presence(room=str(frame.get("room", room)), members=tuple(frame["members"]))
     if kind == "error":
-        return ErrorEvent(code=str(frame.get("code")), detail=str(frame.get("detail")))
+        client_id = frame.get("client_id")
+        return ErrorEvent(
+            code=str(frame.get("code")),
+            detail=str(frame.get("detail")),
+            client_id=str(client_id) if client_id is not None else None,
+        )
+    if kind == "ack":
+        client_id, message_id = str(frame["client_id"]), int(frame["id"])
+        return Ack(room=str(frame.get("room", room)), client_id=client_id, id=message_id)
     return None

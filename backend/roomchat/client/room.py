@@ -8,6 +8,11 @@ rest over HTTP, up to its ``latest``, before the live events. On a close in
 ``RECONNECT_CODES`` or a lost connection it waits (``Backoff``), reconnects with
 ``since=<last message id>`` and skips any id it already has, so across reconnects and
 server restarts every message comes out once, in id order.
+
+What it sends goes out once too: every message carries a ``client_id`` and is kept until
+the server acknowledges it (``ack``). After a reconnect the room sends again what was not
+acknowledged, and after a refusal worth retrying (``RETRIED_CODES``) it sends it again
+after a pause; the server stores one key once, so a message sent twice is stored once.
 """
 
 from __future__ import annotations
@@ -16,9 +21,13 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import OrderedDict
+from collections.abc import Coroutine
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
+from uuid import uuid4
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -26,10 +35,11 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from roomchat.client.errors import (
     HandshakeRefusedError,
     HTTPError,
+    MessageRefusedError,
     RoomClosedError,
     ServerUnavailableError,
 )
-from roomchat.client.models import Disconnected, Event, Message, parse_event
+from roomchat.client.models import Ack, Disconnected, ErrorEvent, Event, Message, parse_event
 
 if TYPE_CHECKING:
     from roomchat.client.http import Client
@@ -39,6 +49,21 @@ log = logging.getLogger(__name__)
 NORMAL, POLICY_VIOLATION = 1000, 1008
 #: Going away, abnormal (no close frame), server error, restarting, we were too slow.
 RECONNECT_CODES = frozenset({1001, 1006, 1011, 1012, 1013})
+#: The abuse close's reason: the room reconnects, but only after ``Client.abuse_pause``
+#: (the server counts the user's frames: coming straight back would be closed again).
+ABUSE_REASON = "too many messages"
+#: Refusals that leave the message unstored and may pass: the room sends it again later.
+RETRIED_CODES = frozenset({"rate_limited", "unavailable", "store_unavailable"})
+#: How many settled sends ``stored()`` still remembers.
+OUTCOMES_KEPT = 1024
+
+
+@dataclass(eq=False, slots=True)
+class _Unacked:
+    frame: dict[str, Any]
+    refusals: int = 0
+    #: The socket it was last written to (a reconnect writes it to the new one).
+    sent_on: ClientConnection | None = None
 
 
 class Room:
@@ -54,6 +79,14 @@ class Room:
         self._ws: ClientConnection | None = None
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: Messages sent and not yet acknowledged, in the order they were sent.
+        self._unacked: dict[str, _Unacked] = {}
+        #: What became of recent sends: the stored id, or the refusal.
+        self._outcomes: OrderedDict[str, int | MessageRefusedError] = OrderedDict()
+        self._settled = asyncio.Event()
+        self._retries: set[asyncio.Task[None]] = set()
+        #: An event taken from the queue by a ``__anext__`` that was cancelled.
+        self._held: list[Event] = []
 
     async def __aenter__(self) -> Room:
         try:
@@ -72,6 +105,8 @@ class Room:
 
     async def close(self) -> None:
         """Leave the room: stop reconnecting and close the socket."""
+        for retry in self._retries:
+            retry.cancel()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -86,23 +121,63 @@ class Room:
     async def __anext__(self) -> Event:
         """The next event; ends when the room ends, raises why it ended if it failed."""
         task = self._running()
+        if self._held:
+            return self._held.pop()
         while self._events.empty():
             if task.done():
                 self._raise_end(task)
             getter = asyncio.ensure_future(self._events.get())
-            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                # The caller gave up waiting: leave no getter behind, and lose no event
+                # it had already taken (the next call returns it).
+                if getter.done() and not getter.cancelled():
+                    self._held.append(getter.result())
+                getter.cancel()
+                raise
             if getter.done():
                 return getter.result()
             getter.cancel()
         return self._events.get_nowait()
 
-    async def send(self, text: str) -> None:
-        """Send a message over the socket, waiting for a reconnect under way.
+    async def send(self, text: str, *, client_id: str | None = None) -> str:
+        """Send a message over the socket (waiting for a reconnect under way); return its
+        ``client_id``: yours (1 to 64 printable characters), or a new random one.
 
-        At most once: a message sent just as the connection drops can be lost. Use
-        ``Client.post`` to know that a message was stored.
+        Exactly once: the room sends it again until the server acknowledges it (an ``Ack``
+        event; ``await room.stored(client_id)`` waits for it), and the server stores one
+        ``client_id`` once, within 24 hours.
         """
-        await self._send_frame({"type": "message", "text": text})
+        client_id = client_id or uuid4().hex
+        unacked = self._unacked.setdefault(
+            client_id, _Unacked({"type": "message", "text": text, "client_id": client_id})
+        )
+        await self._write(unacked)
+        return client_id
+
+    @property
+    def unacked(self) -> tuple[str, ...]:
+        """The ``client_id`` of every message sent and not yet acknowledged, oldest first."""
+        return tuple(self._unacked)
+
+    async def stored(self, client_id: str) -> int:
+        """Wait until the message sent as ``client_id`` is stored, and return its id.
+
+        Raises ``MessageRefusedError`` if the server refused it for good, and why the room
+        ended if it ended first."""
+        task = self._running()
+        while True:
+            outcome = self._outcomes.get(client_id)
+            if isinstance(outcome, MessageRefusedError):
+                raise outcome
+            if outcome is not None:
+                return outcome
+            if client_id not in self._unacked:
+                raise KeyError(f"no message {client_id!r} was sent in {self.name!r}")
+            if task.done():
+                self._raise_end(task)
+            await _first_of(self._settled.wait(), task)
 
     async def typing(self) -> None:
         """Tell the room you are typing (dropped while reconnecting: it is ephemeral)."""
@@ -111,22 +186,24 @@ class Room:
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(json.dumps({"type": "typing"}))
 
-    async def _send_frame(self, frame: dict[str, Any]) -> None:
+    async def _write(self, unacked: _Unacked) -> None:
+        """Write a message to the socket once, waiting for a reconnect under way (which
+        writes every message not acknowledged, this one too)."""
         task = self._running()
         while True:
             ws = self._ws
             if ws is not None and self._connected.is_set():
+                if unacked.sent_on is ws:
+                    return
+                unacked.sent_on = ws
                 try:
-                    await ws.send(json.dumps(frame))
+                    await ws.send(json.dumps(unacked.frame))
                     return
                 except ConnectionClosed:
-                    # Refused before it was written: safe to send again once reconnected.
-                    self._connected.clear()
+                    self._connected.clear()  # the reconnect writes it again
             if task.done():
                 self._raise_end(task)
-            waiter = asyncio.ensure_future(self._connected.wait())
-            await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
+            await _first_of(self._connected.wait(), task)
 
     def _running(self) -> asyncio.Task[None]:
         if self._task is None:
@@ -143,15 +220,19 @@ class Room:
     async def _run(self, ws: ClientConnection, history: dict[str, Any]) -> None:
         while True:
             self._ws = ws
+            await self._send_unacked(ws)  # before anything new: the order they were sent
             self._connected.set()
             code, reason = await self._follow(ws, history)
             self._connected.clear()
             if code == NORMAL:
                 return
-            if code == POLICY_VIOLATION and not (
-                self._client.can_log_in and self._client.token_expiring()
+            abused = code == POLICY_VIOLATION and reason.startswith(ABUSE_REASON)
+            if (
+                code == POLICY_VIOLATION
+                and not abused
+                and not (self._client.can_log_in and self._client.token_expiring())
             ):
-                # Abuse, or an expired token and no credentials to log in with again.
+                # An expired token and no credentials to log in with again.
                 raise RoomClosedError(code, reason or "token expired or policy violation")
             if code not in RECONNECT_CODES and code != POLICY_VIOLATION:
                 raise RoomClosedError(code, reason)
@@ -159,8 +240,21 @@ class Room:
                 "room %s closed with %d; reconnecting after id %s", self.name, code, self.last_id
             )
             await self._events.put(Disconnected(self.name, code, reason))
+            if abused:
+                # Sent too much too fast: what was not acknowledged goes again, slower.
+                await asyncio.sleep(self._client.abuse_pause)
             ws, history = await self._reconnect()
             self.reconnects += 1
+
+    async def _send_unacked(self, ws: ClientConnection) -> None:
+        """Send again every message not acknowledged: each was lost, refused or stored
+        unanswered; the server stores a ``client_id`` once, and acknowledges it again."""
+        try:
+            for unacked in list(self._unacked.values()):
+                unacked.sent_on = ws
+                await ws.send(json.dumps(unacked.frame))
+        except ConnectionClosed:
+            pass  # the socket's close is read next, and this runs again after reconnecting
 
     async def _follow(self, ws: ClientConnection, history: dict[str, Any]) -> tuple[int, str]:
         """Deliver the history (and what it left out), then the socket's events until it
@@ -202,8 +296,51 @@ class Room:
 
     async def _deliver(self, frame: dict[str, Any]) -> None:
         event = parse_event(frame, self.name)
+        if isinstance(event, Ack):
+            if self._unacked.pop(event.client_id, None) is None:
+                return  # a second ack for a message sent twice
+            self._settle(event.client_id, event.id)
+        elif (
+            isinstance(event, ErrorEvent)
+            and event.client_id in self._unacked
+            and not self._refused(event)
+        ):
+            return  # sent again later: not the user's concern yet
         if event is not None:
             await self._offer(event)
+
+    def _refused(self, error: ErrorEvent) -> bool:
+        """A send the server refused: retry it later (False) or give it up (True)."""
+        assert error.client_id is not None
+        unacked = self._unacked[error.client_id]
+        unacked.refusals += 1
+        backoff = self._client.backoff
+        if error.code in RETRIED_CODES and not backoff.exhausted(unacked.refusals):
+            delay = backoff.delay(unacked.refusals - 1)
+            retry = asyncio.create_task(self._send_later(error.client_id, delay))
+            self._retries.add(retry)
+            retry.add_done_callback(self._retries.discard)
+            return False
+        del self._unacked[error.client_id]
+        refusal = MessageRefusedError(error.code, error.detail, client_id=error.client_id)
+        self._settle(error.client_id, refusal)
+        return True
+
+    async def _send_later(self, client_id: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        unacked, ws = self._unacked.get(client_id), self._ws
+        if unacked is None or ws is None or not self._connected.is_set():
+            return  # acknowledged meanwhile, or a reconnect will send it
+        unacked.sent_on = ws
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(json.dumps(unacked.frame))
+
+    def _settle(self, client_id: str, outcome: int | MessageRefusedError) -> None:
+        self._outcomes[client_id] = outcome
+        while len(self._outcomes) > OUTCOMES_KEPT:
+            self._outcomes.popitem(last=False)
+        self._settled.set()
+        self._settled = asyncio.Event()
 
     async def _offer(self, event: Event) -> None:
         if isinstance(event, Message):
@@ -264,6 +401,16 @@ class Room:
             await ws.close()
             raise _Retry(f"no history frame: {type(exc).__name__}") from None
         return ws, first
+
+
+async def _first_of(waited: Coroutine[Any, Any, object], task: asyncio.Task[None]) -> None:
+    """Wait until ``waited`` is done or the room's ``task`` ends; ``waited`` never outlives
+    the call (not even when the caller is cancelled)."""
+    future = asyncio.ensure_future(waited)
+    try:
+        await asyncio.wait({future, task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        future.cancel()
 
 
 def _retryable(status_code: int) -> bool:

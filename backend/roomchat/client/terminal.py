@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from typing import TextIO
+from typing import Literal, TextIO
 
 from roomchat.client.errors import RoomchatError
 from roomchat.client.http import Client
@@ -64,7 +64,11 @@ def safe(text: str) -> str:
     return "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
 
 
-def describe(event: Event, me: str, joined: bool) -> str | None:
+#: Where the room is: not joined yet, joined, or reconnecting (a ``Presence`` follows).
+Joined = bool | Literal["reconnecting"]
+
+
+def describe(event: Event, me: str, joined: Joined) -> str | None:
     if isinstance(event, Message):
         return f"[{event.time.astimezone():%H:%M}] {safe(event.user)}: {safe(event.text)}"
     if isinstance(event, Join):
@@ -73,8 +77,10 @@ def describe(event: Event, me: str, joined: bool) -> str | None:
         return f"* {safe(event.user)} left"
     if isinstance(event, Presence):
         online = ", ".join(safe(m) for m in event.members)
-        if joined:
+        if joined == "reconnecting":
             return f"* reconnected to {safe(event.room)}; online: {online}"
+        if joined:  # the server's fresh list (after its backend came back, say)
+            return f"* online in {safe(event.room)}: {online}"
         return f"* you are in {safe(event.room)} as {safe(me)}; online: {online} (/help)"
     if isinstance(event, ErrorEvent):
         return f"! {safe(event.detail)}"
@@ -131,10 +137,13 @@ async def chat(client: Client, room_name: str, *, out: TextIO | None = None) -> 
 
 
 async def _show(room: Room, screen: Screen, me: str) -> None:
-    joined = False
+    joined: Joined = False
     async for event in room:
         line = describe(event, me, joined)
-        joined = joined or isinstance(event, Presence)
+        if isinstance(event, Presence):
+            joined = True
+        elif isinstance(event, Disconnected):
+            joined = "reconnecting"
         if line is not None:
             screen.show(line)
 

@@ -1,5 +1,7 @@
-// Messages on their way: sent no faster than the server accepts, shown until the room
-// echoes them back, and kept with "Retry" when one is refused or its fate is unknown.
+// Messages on their way: sent no faster than the server accepts, shown until the server
+// acknowledges them (an `ack` naming the message's `client_id`), and kept with "Retry"
+// when one is refused. Each message keeps its `client_id` for good, so sending it again
+// (after a reconnect, or Retry) never stores it twice: the server stores a key once.
 // Nothing the person wrote is lost, and a burst never has to be refused by the server.
 import { element } from "./dom.js";
 
@@ -9,8 +11,8 @@ const STATE_TEXT = {
 };
 
 export class Outbox {
-  // send(text) -> true when handed to an open socket. rate, burst: the page's share of
-  // the server's message limit (slightly under it, so the server need not refuse).
+  // send(text, clientId) -> true when handed to an open socket. rate, burst: the page's
+  // share of the server's message limit (slightly under it, so the server need not refuse).
   constructor(list, { rate, burst, send }) {
     this.list = list;
     this.send = send;
@@ -40,50 +42,33 @@ export class Outbox {
         this.timer = setTimeout(() => this.pump(), wait);
         return;
       }
-      if (!this.send(entry.text)) return; // not connected: sent once the socket opens
+      if (!this.send(entry.text, entry.clientId)) return; // sent once the socket opens
       this.bucket.take();
       entry.generation = this.generation;
       this.show(entry, "sent");
     }
   }
 
-  // A new socket is open: what waits goes out on it.
+  // A new socket is open: what waits goes out on it, and so does what went out on an
+  // earlier socket without an ack (lost, or stored unanswered: the key settles which).
   opened() {
     this.generation += 1;
+    for (const entry of this.entries) {
+      if (entry.state === "sent") this.show(entry, "waiting");
+    }
     this.pump();
   }
 
-  // The room has the history since the last message seen: a message sent on an earlier
-  // socket that is not in it may not have been stored. Offer to send it again.
-  caughtUp() {
-    for (const entry of this.entries) {
-      if (entry.state === "sent" && entry.generation < this.generation) {
-        this.fail(entry, "Not confirmed: the connection dropped while it was sent.");
-      }
-    }
+  // The server stored the message sent as `clientId` (or had stored it already).
+  acknowledged(clientId) {
+    const entry = this.entries.find((candidate) => candidate.clientId === clientId);
+    if (entry) this.remove(entry);
   }
 
-  // One of the person's own messages arrived in the room: the oldest unsent copy of
-  // that text was stored. Messages are stored in the order they were sent, so an older
-  // one still waiting for its echo was refused.
-  confirm(text) {
-    const index = this.entries.findIndex(
-      (entry) => entry.state !== "waiting" && entry.text === text,
-    );
-    if (index === -1) return;
-    for (const older of this.entries.slice(0, index)) {
-      if (older.state === "sent") this.fail(older, "Not sent.");
-    }
-    this.remove(this.entries[index]);
-  }
-
-  // The server refused a message (an `error` frame about sending). Errors do not say
-  // which message: the newest one sent is the likeliest (a burst is refused at its end);
-  // an echo of it later puts things right (see ``confirm``).
-  refuse(reason) {
-    const sent = this.entries.filter((entry) => entry.state === "sent");
-    const entry = sent.at(-1);
-    if (entry) this.fail(entry, `Not sent: ${reason}`);
+  // The server refused the message sent as `clientId`: it was not stored.
+  refuse(clientId, reason) {
+    const entry = this.entries.find((candidate) => candidate.clientId === clientId);
+    if (entry && entry.state === "sent") this.fail(entry, `Not sent: ${reason}`);
   }
 
   clear() {
@@ -117,7 +102,9 @@ export class Outbox {
     body.dir = "auto";
     const meta = element("p", { className: "meta" }, state, " ", retry, " ", discard);
     const item = element("li", { className: "unsent" }, body, meta);
-    const entry = { text, state: "waiting", generation: 0, reason: "", item, retry, discard };
+    const clientId = newClientId();
+    const entry = { text, clientId, state: "waiting", generation: 0, reason: "", item };
+    Object.assign(entry, { retry, discard });
     entry.stateLine = state;
     for (const button of [retry, discard]) button.type = "button";
     retry.addEventListener("click", () => this.retry(entry));
@@ -135,6 +122,12 @@ export class Outbox {
     entry.retry.hidden = state !== "failed";
     entry.discard.hidden = state !== "failed";
   }
+}
+
+// A random key of 32 hex digits (crypto.randomUUID needs a secure context; this does not).
+function newClientId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
 // Tokens for sending: `burst` at once, then `rate` a second.

@@ -44,7 +44,8 @@ export class RoomView {
     this.outbox = new Outbox(document.getElementById("outbox"), {
       rate: Number(limits.messagesPerSecond) * PACE_SHARE,
       burst: Math.max(1, Math.floor(Number(limits.messageBurst) * PACE_SHARE)),
-      send: (text) => this.connection?.send({ type: "message", text }) ?? false,
+      send: (text, clientId) =>
+        this.connection?.send({ type: "message", text, client_id: clientId }) ?? false,
     });
     const newMessages = document.getElementById("new-messages");
     this.messages = new MessageLog(document.getElementById("messages"), newMessages, {
@@ -120,13 +121,13 @@ export class RoomView {
 
   receive(frame) {
     if (frame.type !== "error" && frame.room !== this.room) return;
+    if (frame.type === "ack") this.outbox.acknowledged(frame.client_id);
     switch (frame.type) {
       case "history":
         for (const message of frame.messages) this.add(message);
         this.recovery += 1; // a newer history frame takes over from any fetch under way
         this.recoveredUpTo = null;
         if (frame.more) this.recover(frame);
-        else this.outbox.caughtUp();
         break;
       case "message":
         this.add(frame);
@@ -150,15 +151,15 @@ export class RoomView {
         if (!sameUser(frame.user, this.session.username)) this.typing.show(frame.user);
         break;
       case "error":
-        if (SEND_ERRORS.has(frame.code)) this.outbox.refuse(frame.detail);
-        else this.notice.textContent = frame.detail;
+        if (frame.client_id && SEND_ERRORS.has(frame.code)) {
+          this.outbox.refuse(frame.client_id, frame.detail);
+        } else this.notice.textContent = frame.detail;
         break;
     }
   }
 
   add(message) {
     this.messages.add(message);
-    if (sameUser(message.user, this.session.username)) this.outbox.confirm(message.text);
   }
 
   // The reader scrolled up to the oldest message shown: fetch the page before it.
@@ -200,7 +201,6 @@ export class RoomView {
         this.recoveredUpTo = after;
       }
       this.recoveredUpTo = null;
-      this.outbox.caughtUp();
     } catch (error) {
       if (recovery !== this.recovery) return;
       if (error instanceof ApiError && error.status === 401) {
