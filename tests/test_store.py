@@ -407,11 +407,14 @@ async def trace_statements(opened: Opened) -> list[str]:
 
 async def test_two_writers_with_one_key_store_it_once(opened: Opened) -> None:
     """Two workers' writers with the same key at once: the room's lock makes one of them
-    see the other's message."""
+    see the other's message. (They wait for the room, as lanes do: without ``wait`` a
+    writer that finds the room taken leaves it out.)"""
     tested, other = opened.store, await opened.other()
     results = await asyncio.gather(
         *(
-            writer.add_messages_to_rooms(drafts={"lobby": [keyed(1, f"try {n}", "same")]})
+            writer.add_messages_to_rooms(
+                drafts={"lobby": [keyed(1, f"try {n}", "same")]}, wait=10.0
+            )
             for n, writer in enumerate([tested, other] * 5)
         )
     )

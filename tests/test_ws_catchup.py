@@ -11,9 +11,8 @@ was merely silent), and its close comes only once its posts in flight are stored
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +21,14 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.frames import Opcode
 
-from roomchat import store
 from roomchat.realtime.session import MAX_POSTS_IN_FLIGHT
-from roomchat.realtime.writer import MessageWriter
-from roomchat.store.queries import Queries
 from tests import services
 from tests.conftest import TEST_REGISTRATIONS_PER_ADDRESS
 from tests.helpers import TEST_SECRET, live_token, login, register
 from tests.live import LiveServer
 from tests.rawclient import RawFloodingClient, masked_frame
 from tests.serverprocess import ServerProcess
+from tests.storegate import StoreGate
 from tests.waiting import eventually
 from tests.wsclient import TIMEOUT, join, open_socket, recv, recv_type, room_url, wait_close_frame
 
@@ -159,46 +156,6 @@ async def _texts(base_url: str, token: str, room: str) -> list[str]:
     return [m["text"] for m in response.json()["messages"]]
 
 
-class StoreGate:
-    """Every message commit waits until ``open()``; ``submitted`` counts the posts the
-    sessions handed to the writer, ``stored_at`` is when the latest commit ended (the
-    server runs in a thread of its own)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self._opened = threading.Event()
-        self._lock = threading.Lock()
-        self._submitted = 0
-        self.stored_at: float | None = None
-        gate = self
-        real_add = Queries.add_messages_to_rooms  # both stores' one group commit
-
-        async def held(
-            self: Any, *, drafts: Mapping[str, Sequence[store.Draft]]
-        ) -> dict[str, store.StoredBatch]:
-            await asyncio.to_thread(gate._opened.wait, TIMEOUT)
-            stored = await real_add(self, drafts=drafts)
-            gate.stored_at = time.monotonic()
-            return stored
-
-        real_submit = MessageWriter.submit
-
-        def counted(writer: MessageWriter, room: str, draft: store.Draft) -> Any:
-            with gate._lock:
-                gate._submitted += 1
-            return real_submit(writer, room, draft)
-
-        monkeypatch.setattr(Queries, "add_messages_to_rooms", held)
-        monkeypatch.setattr(MessageWriter, "submit", counted)
-
-    @property
-    def submitted(self) -> int:
-        with self._lock:
-            return self._submitted
-
-    def open(self) -> None:
-        self._opened.set()
-
-
 #: Messages the client sends while the server reads it no further (posts in flight at
 #: their limit): at half the rate, 0.6 s, and three times the burst.
 HELD_BACK = 30
@@ -215,9 +172,9 @@ async def test_a_client_held_back_by_its_posts_in_flight_is_not_refused_for_it(
     paced = Paced(ws, texts, rate)
     sending = asyncio.create_task(paced.send_all())
     try:
-        await eventually(lambda: gate.submitted >= MAX_POSTS_IN_FLIGHT)  # reading stops
+        await eventually(lambda: len(gate.submitted) >= MAX_POSTS_IN_FLIGHT)  # reading stops
         await paced.until_sent(len(texts))  # the rest wait in the socket
-        assert gate.submitted == MAX_POSTS_IN_FLIGHT
+        assert len(gate.submitted) == MAX_POSTS_IN_FLIGHT
     finally:
         gate.open()
         await sending
@@ -239,7 +196,7 @@ async def test_an_abuse_close_comes_once_the_posts_in_flight_are_stored(
     texts = ["m0", "m1", "m2"]
     for text in texts:
         await ws.send(text)
-    await eventually(lambda: gate.submitted == len(texts))  # in flight: the store is held
+    await eventually(lambda: len(gate.submitted) == len(texts))  # in flight: the store is held
     for _ in range(5 + 5):  # junk: the strikes' burst, answered, then the abusive ones
         await ws.send("{junk")
     for _ in range(5):

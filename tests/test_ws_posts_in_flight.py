@@ -9,60 +9,20 @@ drains, every post is stored and delivered, in order, and the frames behind them
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-from roomchat import store
 from roomchat.realtime.session import MAX_POSTS_IN_FLIGHT
-from roomchat.realtime.writer import MessageWriter
-from roomchat.store.queries import Queries
 from tests.helpers import live_token
 from tests.live import LiveServer
+from tests.storegate import StoreGate
 from tests.waiting import eventually
 from tests.wsclient import TIMEOUT, join, recv, recv_messages, recv_type
 
 #: Posts past the limit: they wait in the client's socket, not in the server.
 BEHIND = 6
-
-
-class StoreGate:
-    """Every message commit waits until ``open()``; ``submitted`` lists the texts the
-    sessions handed to the writer, in order (the server runs in a thread of its own)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self._opened = threading.Event()
-        self._lock = threading.Lock()
-        self._submitted: list[str] = []
-        gate = self
-        real_add = Queries.add_messages_to_rooms  # both stores' one group commit
-
-        async def held(
-            self: Any, *, drafts: Mapping[str, Sequence[store.Draft]], wait: float | None = None
-        ) -> dict[str, store.StoredBatch]:
-            await asyncio.to_thread(gate._opened.wait, TIMEOUT)
-            return await real_add(self, drafts=drafts, wait=wait)
-
-        monkeypatch.setattr(Queries, "add_messages_to_rooms", held)
-        real_submit = MessageWriter.submit
-
-        def counted(writer: MessageWriter, room: str, draft: store.Draft) -> Any:
-            with self._lock:
-                self._submitted.append(draft.text)
-            return real_submit(writer, room, draft)
-
-        monkeypatch.setattr(MessageWriter, "submit", counted)
-
-    @property
-    def submitted(self) -> list[str]:
-        with self._lock:
-            return list(self._submitted)
-
-    def open(self) -> None:
-        self._opened.set()
 
 
 async def test_a_socket_over_the_posts_in_flight_limit_is_read_no_further_until_they_drain(
