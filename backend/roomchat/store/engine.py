@@ -11,7 +11,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, inspect
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, ExceptionContext, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from roomchat.config import Settings
@@ -83,9 +84,11 @@ def create_engine(database_url: str, bounds: DatabaseBounds | None = None) -> As
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         connect_args = bounds.connect_args() if bounds is not None else {}
-        return create_async_engine(
+        engine = create_async_engine(
             url, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args
         )
+        event.listen(engine.sync_engine, "handle_error", _unavailable_is_operational)
+        return engine
     if url.database and url.database != ":memory:":
         from pathlib import Path
 
@@ -102,6 +105,31 @@ def create_engine(database_url: str, bounds: DatabaseBounds | None = None) -> As
         cursor.close()
 
     return engine
+
+
+#: PostgreSQL's SQLSTATEs of a server that is going away or not back yet: the operator's
+#: or a crash's shutdown, and "the database system is not yet accepting connections"
+#: (recovering after a restart). Connection exceptions (class 08) are such errors too.
+UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _unavailable_is_operational(context: ExceptionContext) -> BaseException | None:
+    """asyncpg's refusal by a server still recovering arrives as SQLAlchemy's generic
+    ``DBAPIError``, which no route takes for an outage (a handshake answered 500): make it
+    the ``OperationalError`` it is, so it is answered 503 as every other outage is."""
+    error = context.sqlalchemy_exception
+    sqlstate = getattr(context.original_exception, "sqlstate", None)
+    if error is None or isinstance(error, OperationalError) or not isinstance(sqlstate, str):
+        return None
+    if sqlstate not in UNAVAILABLE_STATES and not sqlstate.startswith("08"):
+        return None
+    return OperationalError(
+        context.statement,
+        context.parameters,
+        context.original_exception,
+        hide_parameters=True,
+        connection_invalidated=error.connection_invalidated,
+    )
 
 
 class SchemaOutOfDateError(RuntimeError):
