@@ -531,19 +531,19 @@ DROP_AFTER_FIRST_MESSAGE = """
 def test_a_message_whose_ack_was_lost_is_sent_again_and_stored_once(
     live: LiveServer, person: Callable[..., Person]
 ) -> None:
-    jo = person(live)
-    jo.page.add_init_script(DROP_AFTER_FIRST_MESSAGE)
-    jo.page.reload()
-    jo.register("jo")
-    jo.join("keyed")
-    jo.send("only once")
-    expect(jo.messages).to_have_text([said("jo", "only once")])
-    expect(jo.page.get_by_role("list", name="Unsent messages")).to_be_hidden()
-    frames = jo.page.evaluate("() => window.__messageFrames")
+    joan = person(live)
+    joan.page.add_init_script(DROP_AFTER_FIRST_MESSAGE)
+    joan.page.reload()
+    joan.register("joan")
+    joan.join("keyed")
+    joan.send("only once")
+    expect(joan.messages).to_have_text([said("joan", "only once")])
+    expect(joan.page.get_by_role("list", name="Unsent messages")).to_be_hidden()
+    frames = joan.page.evaluate("() => window.__messageFrames")
     assert len(frames) == 2, frames  # once on the dropped socket, once on the next
     assert frames[0]["client_id"] == frames[1]["client_id"]
     token = httpx.post(
-        f"{live.http_url}/api/auth/token", data={"username": "jo", "password": PASSWORD}
+        f"{live.http_url}/api/auth/token", data={"username": "joan", "password": PASSWORD}
     ).json()["access_token"]
     stored = httpx.get(
         f"{live.http_url}/api/rooms/keyed/messages", headers={"Authorization": f"Bearer {token}"}

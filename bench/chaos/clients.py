@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import logging
 import time
@@ -25,6 +24,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from bench.chaos.counting import Delivery, ProbeRound, Send, WatcherLog, tag_of, tag_text
 from bench.chaos.deployment import PASSWORD
 from roomchat.client import (
+    Ack,
     Backoff,
     Client,
     Disconnected,
@@ -41,30 +41,6 @@ PACE_S = 0.4  # 2.5 messages/s per sender, under ROOMCHAT_MESSAGES_PER_SECOND=5
 HTTP_TIMEOUT_S = 5.0
 #: Short waits between reconnects: a scenario lasts seconds, not minutes.
 BACKOFF = Backoff(initial=0.25, maximum=2.0, attempts=None)
-#: The names a send of roomchat.client may give its exactly-once key (API.md: a message
-#: frame's ``client_id``, an HTTP post's ``Idempotency-Key``), the first one it has.
-KEY_PARAMETERS = ("client_id", "idempotency_key")
-
-
-def key_arguments(method: Callable[..., Any], key: str) -> dict[str, str]:
-    """``{name: key}`` for the client's exactly-once keyword, once the client takes one.
-
-    The one place the harness adopts the client's keys: today neither ``Room.send`` nor
-    ``Client.post`` takes one, so a retry may store a message twice and the table says so.
-    """
-    parameters = inspect.signature(method).parameters
-    for name in KEY_PARAMETERS:
-        if name in parameters:
-            return {name: key}
-    return {}
-
-
-def client_keys() -> dict[str, str | None]:
-    """Which keyword each send path uses (None: none yet), for the run's record."""
-    return {
-        "socket": next(iter(key_arguments(Room.send, "k")), None),
-        "http": next(iter(key_arguments(Client.post, "k")), None),
-    }
 
 
 class Clock:
@@ -179,7 +155,7 @@ class SocketSender(Sender):
         while self.sending.is_set():
             send = self.new_send()
             send.attempts += 1
-            await room.send(tag_text(send.tag), **key_arguments(room.send, send.tag))
+            await room.send(tag_text(send.tag), client_id=send.tag)  # sent once, acked
             await pacer.tick()
 
     async def _read(self, room: Room) -> None:
@@ -192,8 +168,8 @@ class SocketSender(Sender):
                 self.error_frames += 1
             elif isinstance(event, Disconnected):
                 self.events[f"closed {event.code}"] += 1
-            elif (key := getattr(event, "client_id", None)) is not None:  # an ack, once any
-                self.acknowledge(str(key), getattr(event, "id", None))
+            elif isinstance(event, Ack):
+                self.acknowledge(event.client_id, event.id)
 
 
 class HTTPSender(Sender):
@@ -216,9 +192,7 @@ class HTTPSender(Sender):
         """Post once; True when that settled it (stored, or refused for good)."""
         send.attempts += 1
         try:
-            message = await client.post(
-                self.room, tag_text(send.tag), **key_arguments(client.post, send.tag)
-            )
+            message = await client.post(self.room, tag_text(send.tag), idempotency_key=send.tag)
         except HTTPError as exc:
             send.outcomes.append(f"HTTP {exc.status_code}")
             self.events[f"HTTP {exc.status_code}"] += 1
