@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy.exc
 
 from roomchat.client import (
     Ack,
@@ -22,8 +24,10 @@ from roomchat.client import (
     Presence,
     Room,
 )
+from roomchat.store.queries import Queries
 from tests.helpers import PASSWORD, free_port, live_token
 from tests.live import LiveServer
+from tests.waiting import eventually
 
 FAST = Backoff(initial=0.05, maximum=0.5)
 TIMEOUT = 20.0
@@ -265,3 +269,63 @@ def test_messages_of_a_send_are_typed() -> None:
 
 def _message() -> dict[str, object]:
     return {"id": 1, "room": "r", "user": "u", "text": "t", "ts": "2026-01-01T00:00:00.000Z"}
+
+
+async def test_sends_refused_during_an_outage_are_retried_one_at_a_time_and_stored_once(
+    live_server: Callable[..., LiveServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Everything sent while the database refuses is refused (``store_unavailable``);
+    the room sends it again one message at a time, backing off while refusals go on, so
+    the retries never come as a flood: the socket is never closed for abuse, and every
+    message is stored once the database is back. (``make chaos`` found the flood: each
+    refused message retried on its own timer, all at once, closed the socket 1008.)"""
+    total = 30
+    server = live_server(messages_per_second=10, message_burst=40)
+    await live_token(server, "alice")
+    client = Client(server.http_url, username="alice", password=PASSWORD, backoff=FAST)
+    outage = Outage(monkeypatch)
+    async with client, client.room("lobby") as room:
+        await next_of(room, Presence)
+        outage.begin()
+        sent = [await room.send(f"m{n}") for n in range(total)]
+        await eventually(lambda: outage.refused >= total)
+        outage.end()
+
+        async def acknowledged() -> None:
+            for client_id in sent:
+                await room.stored(client_id)
+
+        reader = asyncio.create_task(drain_forever(room))
+        try:
+            await asyncio.wait_for(acknowledged(), 60)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        assert room.reconnects == 0
+        assert sorted(await stored_texts(client, "lobby")) == sorted(f"m{n}" for n in range(total))
+
+
+class Outage:
+    """While on, every message commit fails as a database gone away would (the server
+    runs in this process: its store's one group commit is patched)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._on = False
+        self.refused = 0
+        outage = self
+        real_add = Queries.add_messages_to_rooms
+
+        async def add(self: Any, *, drafts: Any, wait: float | None = None) -> Any:
+            if outage._on:
+                outage.refused += sum(len(batch) for batch in drafts.values())
+                raise sqlalchemy.exc.OperationalError("INSERT", {}, OSError("database away"))
+            return await real_add(self, drafts=drafts, wait=wait)
+
+        monkeypatch.setattr(Queries, "add_messages_to_rooms", add)
+
+    def begin(self) -> None:
+        self._on = True
+
+    def end(self) -> None:
+        self._on = False

@@ -83,8 +83,11 @@ class Room:
         self._unacked: dict[str, _Unacked] = {}
         #: What became of recent sends: the stored id, or the refusal.
         self._outcomes: OrderedDict[str, int | MessageRefusedError] = OrderedDict()
+        #: Set (and replaced) whenever a send is acknowledged or refused.
         self._settled = asyncio.Event()
-        self._retries: set[asyncio.Task[None]] = set()
+        #: Refused sends to try again, oldest first, one at a time (``_retry_refused``).
+        self._to_retry: dict[str, None] = {}
+        self._retrier: asyncio.Task[None] | None = None
         #: An event taken from the queue by a ``__anext__`` that was cancelled.
         self._held: list[Event] = []
 
@@ -105,8 +108,8 @@ class Room:
 
     async def close(self) -> None:
         """Leave the room: stop reconnecting and close the socket."""
-        for retry in self._retries:
-            retry.cancel()
+        if self._retrier is not None:
+            self._retrier.cancel()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -249,6 +252,7 @@ class Room:
     async def _send_unacked(self, ws: ClientConnection) -> None:
         """Send again every message not acknowledged: each was lost, refused or stored
         unanswered; the server stores a ``client_id`` once, and acknowledges it again."""
+        self._to_retry.clear()  # sent here, with the rest
         try:
             for unacked in list(self._unacked.values()):
                 unacked.sent_on = ws
@@ -314,31 +318,56 @@ class Room:
         assert error.client_id is not None
         unacked = self._unacked[error.client_id]
         unacked.refusals += 1
-        backoff = self._client.backoff
-        if error.code in RETRIED_CODES and not backoff.exhausted(unacked.refusals):
-            delay = backoff.delay(unacked.refusals - 1)
-            retry = asyncio.create_task(self._send_later(error.client_id, delay))
-            self._retries.add(retry)
-            retry.add_done_callback(self._retries.discard)
+        if error.code in RETRIED_CODES and not self._client.backoff.exhausted(unacked.refusals):
+            self._to_retry[error.client_id] = None
+            if self._retrier is None or self._retrier.done():
+                self._retrier = asyncio.create_task(self._retry_refused())
+            self._notify()
             return False
         del self._unacked[error.client_id]
+        self._to_retry.pop(error.client_id, None)
         refusal = MessageRefusedError(error.code, error.detail, client_id=error.client_id)
         self._settle(error.client_id, refusal)
         return True
 
-    async def _send_later(self, client_id: str, delay: float) -> None:
-        await asyncio.sleep(delay)
-        unacked, ws = self._unacked.get(client_id), self._ws
-        if unacked is None or ws is None or not self._connected.is_set():
-            return  # acknowledged meanwhile, or a reconnect will send it
-        unacked.sent_on = ws
-        with contextlib.suppress(ConnectionClosed):
-            await ws.send(json.dumps(unacked.frame))
+    async def _retry_refused(self) -> None:
+        """Send refused messages again, oldest first and one at a time, each once the one
+        before is settled, backing off while they keep being refused: a database or Redis
+        outage refuses everything sent, and sending it all again at once would only be
+        refused for coming too fast (and close the socket as abuse)."""
+        failures = 0
+        while self._to_retry:
+            await asyncio.sleep(self._client.backoff.delay(failures))
+            client_id = next(iter(self._to_retry))
+            unacked, ws = self._unacked.get(client_id), self._ws
+            if unacked is None:
+                del self._to_retry[client_id]  # acknowledged or given up meanwhile
+                continue
+            if ws is None or not self._connected.is_set():
+                return  # the reconnect sends everything not acknowledged
+            refusals = unacked.refusals
+            unacked.sent_on = ws
+            try:
+                await ws.send(json.dumps(unacked.frame))
+            except ConnectionClosed:
+                return
+            with contextlib.suppress(TimeoutError):  # no answer: send it again
+                async with asyncio.timeout(self._client.timeout):
+                    while client_id in self._unacked and unacked.refusals == refusals:
+                        await self._settled.wait()
+            if client_id in self._unacked:
+                failures += 1  # refused again: it stays first in line
+            else:
+                failures = 0
+                self._to_retry.pop(client_id, None)
 
     def _settle(self, client_id: str, outcome: int | MessageRefusedError) -> None:
         self._outcomes[client_id] = outcome
         while len(self._outcomes) > OUTCOMES_KEPT:
             self._outcomes.popitem(last=False)
+        self._notify()
+
+    def _notify(self) -> None:
         self._settled.set()
         self._settled = asyncio.Event()
 
