@@ -14,7 +14,6 @@ import sqlalchemy.exc
 
 from roomchat.client import (
     Ack,
-    Backoff,
     Client,
     Disconnected,
     ErrorEvent,
@@ -27,18 +26,29 @@ from roomchat.client import (
 from roomchat.store.queries import Queries
 from tests.helpers import PASSWORD, free_port, live_token
 from tests.live import LiveServer
+from tests.test_client import FAST, next_of
 from tests.waiting import eventually
 
-FAST = Backoff(initial=0.05, maximum=0.5)
-TIMEOUT = 20.0
 
+async def all_stored(room: Room, client_ids: list[str], timeout: float = 60) -> None:
+    """Wait until every one of ``client_ids`` is acknowledged, reading the room meanwhile
+    (its events must keep moving for the acks to be read)."""
 
-async def next_of(room: Room, kind: type, timeout: float = TIMEOUT) -> object:
-    async with asyncio.timeout(timeout):
-        async for event in room:
-            if isinstance(event, kind):
-                return event
-    raise AssertionError(f"the room ended before a {kind.__name__}")
+    async def acknowledged() -> None:
+        for client_id in client_ids:
+            await room.stored(client_id)
+
+    async def read() -> None:
+        async for _event in room:
+            pass
+
+    reader = asyncio.create_task(read())
+    try:
+        await asyncio.wait_for(acknowledged(), timeout)
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
 
 
 async def stored_texts(client: Client, room: str) -> list[str]:
@@ -87,29 +97,11 @@ async def test_sends_across_server_restarts_are_all_stored_once(
     async with client, client.room("lobby") as room:
         await next_of(room, Presence)
         sent: list[str] = []
-
-        async def send_all() -> None:
-            for n in range(total):
-                sent.append(await room.send(f"m{n}"))
-                if n in (total // 3, 2 * total // 3):
-                    await asyncio.to_thread(server.restart)
-
-        async def acknowledged() -> None:
-            await send_all()
-            for client_id in sent:
-                await room.stored(client_id)
-
-        async def read() -> None:
-            async for _event in room:  # the queue must keep moving for acks to be read
-                pass
-
-        reader = asyncio.create_task(read())
-        try:
-            await asyncio.wait_for(acknowledged(), 60)
-        finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+        for n in range(total):
+            sent.append(await room.send(f"m{n}"))
+            if n in (total // 3, 2 * total // 3):
+                await asyncio.to_thread(server.restart)
+        await all_stored(room, sent)
         assert room.reconnects >= 2
         assert room.unacked == ()
         assert await stored_texts(client, "lobby") == [f"m{n}" for n in range(total)]
@@ -131,25 +123,10 @@ async def test_an_abuse_close_reconnects_after_a_pause_and_sends_the_rest_once(
         closed = await next_of(room, Disconnected)
         assert (closed.code, closed.reason) == (1008, "too many messages: slow down")  # type: ignore[attr-defined]
 
-        async def acknowledged() -> None:
-            for client_id in sent:
-                await room.stored(client_id)
-
-        reader = asyncio.create_task(drain_forever(room))
-        try:
-            await asyncio.wait_for(acknowledged(), 60)
-        finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+        await all_stored(room, sent)
         texts = await stored_texts(client, "lobby")
         assert sorted(texts) == sorted(f"m{n}" for n in range(total))
         assert len(texts) == len(set(texts))
-
-
-async def drain_forever(room: Room) -> None:
-    async for _event in room:
-        pass
 
 
 class AnswerDropper:
@@ -291,17 +268,7 @@ async def test_sends_refused_during_an_outage_are_retried_one_at_a_time_and_stor
         await eventually(lambda: outage.refused >= total)
         outage.end()
 
-        async def acknowledged() -> None:
-            for client_id in sent:
-                await room.stored(client_id)
-
-        reader = asyncio.create_task(drain_forever(room))
-        try:
-            await asyncio.wait_for(acknowledged(), 60)
-        finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+        await all_stored(room, sent)
         assert room.reconnects == 0
         assert sorted(await stored_texts(client, "lobby")) == sorted(f"m{n}" for n in range(total))
 
