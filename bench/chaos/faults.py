@@ -37,6 +37,17 @@ class Target:
         self.midway()
         await asyncio.sleep(seconds / 2)
 
+    async def freeze(self, pid: int, seconds: float) -> None:
+        """SIGSTOP ``pid`` for ``seconds`` (``hold``), then SIGCONT. The deployment keeps
+        it in ``frozen`` meanwhile, so that a harness that stops early wakes it."""
+        self.deployment.frozen.append(pid)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await self.hold(seconds)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            self.deployment.frozen.remove(pid)
+
 
 Fault = Callable[[Target], Awaitable[str]]
 
@@ -57,11 +68,7 @@ async def worker_freeze(target: Target) -> str:
     ping goes unanswered), which is the kill scenario again; ``a``'s pid is the worker.
     """
     (pid,) = target.servers["a"].worker_pids()
-    target.deployment.frozen.append(pid)
-    os.kill(pid, signal.SIGSTOP)
-    await target.hold(FREEZE_S)
-    os.kill(pid, signal.SIGCONT)
-    target.deployment.frozen.remove(pid)
+    await target.freeze(pid, FREEZE_S)
     return f"SIGSTOP to server a (pid {pid}) for {FREEZE_S:g} s, then SIGCONT"
 
 
@@ -75,11 +82,7 @@ async def redis_restart(target: Target) -> str:
 
 async def redis_freeze(target: Target) -> str:
     pid = target.deployment.redis_pid()
-    target.deployment.frozen.append(pid)
-    os.kill(pid, signal.SIGSTOP)
-    await target.hold(REDIS_FREEZE_S)
-    os.kill(pid, signal.SIGCONT)
-    target.deployment.frozen.remove(pid)
+    await target.freeze(pid, REDIS_FREEZE_S)
     return f"SIGSTOP to Redis (pid {pid}) for {REDIS_FREEZE_S:g} s, then SIGCONT"
 
 

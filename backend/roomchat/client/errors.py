@@ -10,12 +10,14 @@ class RoomchatError(Exception):
 class HTTPError(RoomchatError):
     """The server answered with an error status; ``detail`` is its ``{"detail": …}``."""
 
-    def __init__(self, status_code: int, detail: object, *, what: str) -> None:
+    def __init__(
+        self, status_code: int, detail: object, *, what: str, retry_after: str | None = None
+    ) -> None:
         super().__init__(f"{what}: HTTP {status_code}: {sentence(detail)}")
         self.status_code = status_code
         self.detail = detail
         #: The answer's ``Retry-After`` header, when it had one (429, 503).
-        self.retry_after: str | None = None
+        self.retry_after = retry_after
 
 
 def sentence(detail: object) -> str:
@@ -59,8 +61,9 @@ class RoomClosedError(RoomchatError):
 
 
 class ServerUnavailableError(RoomchatError):
-    """The server could not be reached (or a room could not reconnect within its attempts):
-    a request that raises this was never taken in."""
+    """The server could not be reached, or did not answer a read or a login (or a room
+    could not reconnect within its attempts): trying again cannot do anything twice. A post
+    that went out unanswered raises ``OutcomeUnknownError`` instead."""
 
 
 class OutcomeUnknownError(RoomchatError):

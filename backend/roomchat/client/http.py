@@ -293,6 +293,5 @@ def _detail(response: httpx.Response) -> object:
 
 def _raise_for_status(response: httpx.Response, what: str) -> None:
     if response.is_error:
-        error = HTTPError(response.status_code, _detail(response), what=what)
-        error.retry_after = response.headers.get("Retry-After")
-        raise error
+        retry_after = response.headers.get("Retry-After")
+        raise HTTPError(response.status_code, _detail(response), what=what, retry_after=retry_after)
