@@ -283,6 +283,7 @@ async def test_a_token_that_expires_while_the_server_is_down_is_renewed_once_it_
         assert client.token != token
 
 
+@pytest.mark.embedded_only  # the socket's own expiry timer: no backend takes part
 async def test_expired_token_without_credentials_is_a_clear_error(live: LiveServer) -> None:
     await live_token(live, "alice")
     token = short_token("alice", seconds=MID_SESSION_EXPIRY)

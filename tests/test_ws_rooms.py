@@ -208,6 +208,7 @@ async def test_a_frame_over_the_limit_closes_with_1009_without_uvicorns_limit(
     assert await wait_closed(ws) == 1009
 
 
+@pytest.mark.embedded_only  # the socket's own expiry timer: no backend takes part
 async def test_a_socket_is_closed_with_1008_when_its_token_expires(live: LiveServer) -> None:
     await live_token(live, "alice")
     now = int(datetime.now(UTC).timestamp())
